@@ -1,0 +1,123 @@
+// Package wal is sesscache's write-ahead log: a segmented, append-only file of
+// session-store records with group commit, replay and torn-tail repair.
+//
+// It owns the log directory, the record codec and the framing (both reused by
+// package snapshot) and one flusher goroutine per open Log. It never interprets
+// records beyond their shape: it does not know what a session is, never sees a
+// session token (only the engine's 16-byte digest of one) and never logs record
+// contents.
+//
+// # Directory
+//
+// A log directory holds segment files named after the LSN (log sequence
+// number) of their first record, as 16 lower-case hexadecimal digits:
+//
+//	0000000000000001.wal      records 1 .. 0x3ff
+//	0000000000000400.wal      records 0x400 .. (current segment)
+//	spare-0.wal.tmp           preallocated next segment, not yet named
+//
+// Files are created with mode 0600 and the directory with 0700. Names that do
+// not match the pattern are ignored (the spare file is removed at Open). LSNs
+// are consecutive across the whole log: the first record of a segment has the
+// LSN in its name and every later record has the LSN of the previous plus one.
+// A new segment starts when the current one reaches [Options.SegmentSize], or
+// at the next append after [Log.Roll].
+//
+// # Segment file
+//
+//	+--------------------------+  offset 0
+//	| segment header, 32 bytes |
+//	+--------------------------+  offset 32
+//	| frame                    |
+//	| frame                    |
+//	| ...                      |
+//	+--------------------------+
+//	| zero bytes (end marker,  |  preallocated space not yet written
+//	| preallocated space)      |
+//	+--------------------------+
+//
+// The segment header (all integers little-endian):
+//
+//	+0   magic     8 bytes   "SESSWAL\x00"
+//	+8   version   uint32    1 (formatVersion)
+//	+12  reserved  uint32    0
+//	+16  first LSN uint64    equal to the number in the file name
+//	+24  CRC       uint32    CRC-32C (Castagnoli) of bytes 0..23
+//	+28  reserved  uint32    0
+//
+// A reader rejects a header with another magic, a bad CRC, non-zero reserved
+// words or a first LSN that disagrees with the file name. A valid header with
+// an unknown version is an error of its own, never skipped as damage.
+//
+// # Frame
+//
+//	+----------------+----------------+------------------------+
+//	| length uint32  | CRC-32C uint32 | payload (length bytes)  |
+//	+----------------+----------------+------------------------+
+//	 <------------ HeaderSize = 8 ----------->
+//
+// Both integers are little-endian; the CRC covers the payload only. Segments
+// are preallocated and zero-filled, so a length of 0 marks the end of written
+// data. A length above [MaxFrameSize] is damage: readers reject it before
+// allocating or reading anything. HeaderSize, MaxFrameSize, the end marker and
+// the CRC polynomial are part of the format; changing any of them needs a new
+// format version.
+//
+// # Record (frame payload)
+//
+// The payload is exactly one MessagePack array, in canonical form:
+//
+//	Put    = [1, digest, hint, version, created, lastAccess, idle, absolute,
+//	          userID, sealKeyID, data, lsn]
+//	Delete = [2, digest, hint, lsn]
+//	Touch  = [3, digest, hint, lastAccess, lsn]
+//	Batch  = [4, [op, ...], lsn]
+//
+// with these MessagePack types:
+//
+//	digest      bin, exactly 16 bytes (a SHA-256 prefix of the token, never the token)
+//	hint        uint, at most 0xffff (the engine's shard placement bits)
+//	version     uint
+//	created     int, unix nanoseconds
+//	lastAccess  int, unix nanoseconds
+//	idle        int, nanoseconds (idle timeout)
+//	absolute    int, unix nanoseconds (absolute deadline)
+//	userID      str (bytes are opaque; not checked for UTF-8)
+//	sealKeyID   uint, at most 0xffffffff; 0 means data is plaintext, otherwise
+//	            the engine sealed data with AES-GCM under that key id
+//	data        bin
+//	lsn         uint, at least 1
+//
+// A Batch holds at least one sub-record; sub-records are Put, Delete or Touch
+// arrays without their lsn element (so 11, 3 and 4 elements long) and never
+// another Batch. Its ops apply together under the Batch's LSN.
+//
+// The LSN is the last element so that a writer can encode and checksum the
+// rest of a record outside any lock ([Pending.Encode]); [Log.Append] then
+// appends the LSN and finishes the CRC with a few bytes of work.
+//
+// Records are idempotent state, not deltas: replaying one twice, or over a
+// snapshot that already holds it, leaves the same state.
+//
+// Canonical means the smallest representation for every integer (a
+// non-negative int is written as a uint), fixstr/str8/str16/str32 and
+// bin8/bin16/bin32 by length, fixarray/array16/array32 by count. The decoder
+// is strict: it rejects any other form, wrong types, wrong array lengths,
+// unknown or nested ops and trailing bytes. So every payload that decodes
+// re-encodes to exactly the same bytes, and a payload has one meaning.
+//
+// # Durability and recovery
+//
+// [Log.Append] copies a record into the in-memory batch and assigns its LSN;
+// [Log.Wait] then blocks as the [SyncPolicy] says. One flusher goroutine
+// writes each batch with one write call and, under [SyncAlways], fsyncs once
+// for every writer whose record was in the batch (group commit).
+//
+// [Open] replays records in LSN order. A short frame, a checksum failure or a
+// garbage length in the last segment with no valid frame anywhere after it is
+// a torn write: it is truncated away, counted and logged, and the log goes on.
+// Any other damage fails Open with a [*CorruptError] naming the file and
+// offset, unless [Options.SkipDamaged] is set.
+//
+// A Log is safe for concurrent use. A [Pending] is not.
+package wal

@@ -1,0 +1,146 @@
+package wal
+
+import (
+	"math/rand/v2"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Test hooks for package wal_test.
+
+// SetEverysecInFlusher makes SyncEverySecond fsync from the flusher instead of
+// the syncer goroutine (the alternative the benchmark compares).
+func SetEverysecInFlusher(o *Options) { o.everysecInFlusher = true }
+
+// SegmentName exposes segmentName.
+func SegmentName(first uint64) string { return segmentName(first) }
+
+// SegmentHeaderSize exposes segmentHeaderSize.
+const SegmentHeaderSize = segmentHeaderSize
+
+// VerifyNoLeaks fails t if, once t's cleanups run, any goroutine of this
+// package is still alive. Close waits for its goroutines to finish their
+// work, but one may not have returned yet, so the check retries briefly.
+func VerifyNoLeaks(t testing.TB) {
+	t.Helper()
+	t.Cleanup(func() {
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			leaked := walGoroutines()
+			if len(leaked) == 0 {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("%d goroutines leaked:\n%s", len(leaked), strings.Join(leaked, "\n\n"))
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	})
+}
+
+func walGoroutines() []string {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	var out []string
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "sesscache/wal.(*Log).") || strings.Contains(g, "sesscache/wal.(*pipeline).") {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// RandomRecord returns a valid record of any op, LSN 0, drawn from rng. Its
+// integers range over every MessagePack width and its byte fields are nil
+// when empty, as DecodeRecord returns them.
+func RandomRecord(rng *rand.Rand) Record {
+	op := Op(1 + rng.IntN(4))
+	if op != OpBatch {
+		return randomSimple(rng, op)
+	}
+	r := Record{Op: OpBatch, Ops: make([]Record, 1+rng.IntN(20))}
+	for i := range r.Ops {
+		r.Ops[i] = randomSimple(rng, Op(1+rng.IntN(3)))
+	}
+	return r
+}
+
+func randomSimple(rng *rand.Rand, op Op) Record {
+	r := Record{Op: op}
+	for i := range r.Key.Digest {
+		r.Key.Digest[i] = byte(rng.Uint32())
+	}
+	r.Key.Hint = uint16(randomUint(rng))
+	switch op {
+	case OpPut:
+		r.Version = randomUint(rng)
+		r.Created = randomInt(rng)
+		r.LastAccess = randomInt(rng)
+		r.Idle = randomInt(rng)
+		r.Absolute = randomInt(rng)
+		r.UserID = randomBytes(rng, []int{0, 1, 31, 32, 255, 256})
+		r.SealKeyID = uint32(randomUint(rng))
+		r.Data = randomBytes(rng, []int{0, 1, 200, 255, 256, 70000})
+	case OpTouch:
+		r.LastAccess = randomInt(rng)
+	}
+	return r
+}
+
+// randomUint picks a width first so that every encoding is exercised.
+func randomUint(rng *rand.Rand) uint64 {
+	bits := []int{0, 1, 7, 8, 16, 32, 64}[rng.IntN(7)]
+	if bits == 0 {
+		return 0
+	}
+	v := rng.Uint64() >> (64 - bits)
+	if rng.IntN(4) == 0 {
+		v = 1<<bits - 1 // the largest value of a width
+	}
+	return v
+}
+
+func randomInt(rng *rand.Rand) int64 {
+	v := int64(randomUint(rng) >> 1)
+	if rng.IntN(2) == 0 {
+		return -v - int64(rng.IntN(2))
+	}
+	return v
+}
+
+func randomBytes(rng *rand.Rand, lengths []int) []byte {
+	n := lengths[rng.IntN(len(lengths))]
+	if n > 1000 && rng.IntN(8) != 0 {
+		n = rng.IntN(300)
+	}
+	if n == 0 {
+		return nil
+	}
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(rng.Uint32())
+	}
+	return b
+}
+
+// CloneRecord deep-copies r, as an Open callback must before keeping it.
+func CloneRecord(r *Record) Record {
+	c := *r
+	c.UserID = clone(r.UserID)
+	c.Data = clone(r.Data)
+	c.Ops = nil
+	for i := range r.Ops {
+		c.Ops = append(c.Ops, CloneRecord(&r.Ops[i]))
+	}
+	return c
+}
+
+func clone(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	return append([]byte(nil), b...)
+}

@@ -1,0 +1,285 @@
+package wal
+
+import (
+	"encoding/binary"
+	"fmt"
+	"path/filepath"
+	"time"
+)
+
+// maxIdleBatchBuffer bounds the batch buffer the flusher keeps for reuse, so
+// one burst does not pin its peak memory for the life of the log.
+const maxIdleBatchBuffer = 4 << 20
+
+// flusher is the goroutine that moves batches to disk. It swaps the append
+// side's batch for an empty buffer, writes it with one write call (more only
+// at segment boundaries), fsyncs if the policy or a Sync asks, and wakes the
+// waiters. Appends that arrive meanwhile form the next batch: that is the
+// group commit.
+func (l *Log) flusher() {
+	defer func() {
+		l.closeFiles()
+		l.stopped.Store(true)
+		close(l.flusherDone)
+		l.broadcast()
+	}()
+	var tick <-chan time.Time
+	if l.opts.Sync == SyncEverySecond && l.opts.everysecInFlusher {
+		t := time.NewTicker(l.opts.SyncInterval)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		l.mu.Lock()
+		for !l.flushPending() {
+			if l.closing {
+				l.mu.Unlock()
+				return
+			}
+			l.mu.Unlock()
+			select {
+			case <-l.kick:
+			case <-tick:
+				l.periodicSync()
+			}
+			l.mu.Lock()
+		}
+		buf, first, last := l.batch, l.batchFirst, l.last
+		cuts, syncReq := l.cuts, l.syncReq
+		l.batch = l.spareBuf[:0]
+		l.cuts = nil
+		l.mu.Unlock()
+
+		if l.err() != nil {
+			// Failed: the batch is dropped; its waiters get the failure.
+			l.recycle(buf)
+			continue
+		}
+		if err := l.writeBatch(buf, first, cuts); err != nil {
+			l.fail(err)
+			l.recycle(buf)
+			continue
+		}
+		if len(buf) > 0 {
+			l.writtenLSN.Store(last)
+			if l.opts.Sync != SyncAlways {
+				l.broadcast()
+			}
+		}
+		l.recycle(buf)
+		if l.opts.Sync == SyncAlways || syncReq > l.durableLSN.Load() {
+			if l.syncCurrent() == nil {
+				l.broadcast()
+			}
+		}
+		if tick != nil {
+			select {
+			case <-tick:
+				l.periodicSync()
+			default:
+			}
+		}
+	}
+}
+
+// flushPending reports whether the flusher has work; l.mu must be held. A
+// failed log only drops batches: a Sync waiting there already has its error.
+func (l *Log) flushPending() bool {
+	if len(l.batch) > 0 || len(l.cuts) > 0 {
+		return true
+	}
+	return l.err() == nil && l.syncReq > l.durableLSN.Load()
+}
+
+func (l *Log) recycle(buf []byte) {
+	if cap(buf) > maxIdleBatchBuffer {
+		buf = nil
+	}
+	l.spareBuf = buf[:0]
+}
+
+// writeBatch writes the frames in buf, whose first LSN is first, splitting
+// them where a Roll asked for a new segment.
+func (l *Log) writeBatch(buf []byte, first uint64, cuts []cut) error {
+	pos, lsn := 0, first
+	for _, c := range cuts {
+		if err := l.writeFrames(buf[pos:c.off], &lsn); err != nil {
+			return err
+		}
+		if !l.cur.empty() {
+			if err := l.rotate(c.lsn); err != nil {
+				return err
+			}
+		}
+		pos = c.off
+	}
+	return l.writeFrames(buf[pos:], &lsn)
+}
+
+// writeFrames writes whole frames, moving to a new segment whenever the
+// current one has reached SegmentSize. *lsn is the LSN of chunk's first frame
+// and is advanced past what was written.
+func (l *Log) writeFrames(chunk []byte, lsn *uint64) error {
+	for len(chunk) > 0 {
+		room := l.opts.SegmentSize - l.cur.size
+		n, k := fitFrames(chunk, room)
+		if k == 0 {
+			if !l.cur.empty() {
+				if err := l.rotate(*lsn); err != nil {
+					return err
+				}
+				continue
+			}
+			// A frame larger than a whole segment gets one to itself.
+			n, k = frameLen(chunk), 1
+		}
+		if err := writeAll(l.cur.f, chunk[:n], l.cur.size); err != nil {
+			return fmt.Errorf("write %s: %w", segmentName(l.cur.first), err)
+		}
+		l.writes.Add(1)
+		l.cur.size += int64(n)
+		l.cur.next += k
+		*lsn += k
+		chunk = chunk[n:]
+		l.segMu.Lock()
+		l.segs[len(l.segs)-1].bytes = l.cur.size
+		l.segMu.Unlock()
+	}
+	return nil
+}
+
+// fitFrames returns the length and count of the longest run of whole frames
+// at the start of chunk that fits in room bytes.
+func fitFrames(chunk []byte, room int64) (n int, k uint64) {
+	if int64(len(chunk)) <= room {
+		// The common case; count frames only when splitting.
+		for off := 0; off < len(chunk); off += frameLen(chunk[off:]) {
+			k++
+		}
+		return len(chunk), k
+	}
+	for off := 0; off < len(chunk); {
+		f := frameLen(chunk[off:])
+		if int64(off+f) > room {
+			break
+		}
+		off += f
+		n, k = off, k+1
+	}
+	return n, k
+}
+
+// frameLen returns the size of the well-formed frame at the start of b.
+func frameLen(b []byte) int {
+	return HeaderSize + int(binary.LittleEndian.Uint32(b))
+}
+
+// rotate finishes the current segment and continues in a new one whose first
+// LSN is first. The old segment is trimmed to its data and made durable
+// before the new one is named, so replay never finds a segment after one
+// whose end was lost.
+func (l *Log) rotate(first uint64) error {
+	old := l.cur
+	name := segmentName(old.first)
+	if err := old.f.Truncate(old.size); err != nil {
+		return fmt.Errorf("truncate %s: %w", name, err)
+	}
+	if err := l.syncFile(old); err != nil {
+		return err
+	}
+	s := l.pipe.take()
+	if s.err != nil {
+		return fmt.Errorf("prepare next segment: %w", s.err)
+	}
+	path := filepath.Join(l.dir, segmentName(first))
+	err := writeAll(s.f, appendSegmentHeader(nil, first), 0)
+	if err == nil {
+		err = l.fsys.Rename(s.path, path)
+	}
+	if err == nil {
+		err = l.fsys.SyncDir(l.dir)
+	}
+	if err != nil {
+		s.f.Close()
+		return fmt.Errorf("start segment %s: %w", segmentName(first), err)
+	}
+	l.fileMu.Lock()
+	l.cur = &segment{first: first, next: first, size: segmentHeaderSize, f: s.f}
+	l.fileMu.Unlock()
+	err = old.f.Close()
+	l.segMu.Lock()
+	l.segs = append(l.segs, segInfo{first: first, bytes: segmentHeaderSize})
+	l.segMu.Unlock()
+	if err != nil {
+		return fmt.Errorf("close %s: %w", name, err)
+	}
+	return nil
+}
+
+// syncFile fsyncs a segment the flusher owns and advances durableLSN to what
+// had been written. A failure is returned, not recorded: callers fail the log.
+func (l *Log) syncFile(s *segment) error {
+	written := l.writtenLSN.Load()
+	if err := s.f.Sync(); err != nil {
+		return fmt.Errorf("fsync %s: %w", segmentName(s.first), err)
+	}
+	l.fsyncs.Add(1)
+	l.advanceDurable(written)
+	return nil
+}
+
+// syncCurrent fsyncs the current segment from the flusher, failing the log on
+// error.
+func (l *Log) syncCurrent() error {
+	err := l.syncFile(l.cur)
+	if err != nil {
+		l.fail(err)
+	}
+	return err
+}
+
+// periodicSync is SyncEverySecond's fsync when the flusher does it itself.
+func (l *Log) periodicSync() {
+	if l.err() == nil && l.durableLSN.Load() < l.writtenLSN.Load() {
+		if l.syncCurrent() == nil {
+			l.broadcast()
+		}
+	}
+}
+
+func (l *Log) advanceDurable(lsn uint64) {
+	for {
+		d := l.durableLSN.Load()
+		if d >= lsn || l.durableLSN.CompareAndSwap(d, lsn) {
+			return
+		}
+	}
+}
+
+// syncer is SyncEverySecond's fsync goroutine. It runs beside the flusher so
+// that a slow fsync does not hold up the writes, and so Wait, of the records
+// appended meanwhile.
+func (l *Log) syncer() {
+	defer close(l.syncerDone)
+	t := time.NewTicker(l.opts.SyncInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.syncerStop:
+			return
+		case <-t.C:
+		}
+		if l.err() != nil || l.durableLSN.Load() >= l.writtenLSN.Load() {
+			continue
+		}
+		// fileMu keeps rotation from closing the file under the fsync.
+		l.fileMu.Lock()
+		err := l.syncFile(l.cur)
+		l.fileMu.Unlock()
+		if err != nil {
+			l.fail(err)
+			continue
+		}
+		l.broadcast()
+	}
+}

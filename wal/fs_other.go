@@ -1,0 +1,11 @@
+//go:build !linux
+
+package wal
+
+import "os"
+
+func datasync(f *os.File) error { return f.Sync() }
+
+// preallocate does nothing where there is no portable fallocate: segments
+// then grow as they are written, which is correct, only slower to fsync.
+func preallocate(*os.File, int64) error { return nil }

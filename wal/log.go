@@ -1,0 +1,479 @@
+package wal
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// SyncPolicy says when Wait returns, in the terms of Redis's appendfsync.
+type SyncPolicy uint8
+
+const (
+	// SyncEverySecond returns from Wait once the record was written to the
+	// segment file (handed to the operating system) and fsyncs every
+	// SyncInterval: a process crash loses nothing, a power cut at most about
+	// one interval. The default.
+	SyncEverySecond SyncPolicy = iota
+	// SyncAlways returns from Wait after an fsync that covers the record.
+	// Concurrent writers share fsyncs (group commit).
+	SyncAlways
+	// SyncNo returns from Wait at once; the flusher still writes promptly and
+	// the operating system decides when the data reaches the disk.
+	SyncNo
+)
+
+func (p SyncPolicy) String() string {
+	switch p {
+	case SyncEverySecond:
+		return "everysec"
+	case SyncAlways:
+		return "always"
+	case SyncNo:
+		return "no"
+	}
+	return fmt.Sprintf("SyncPolicy(%d)", uint8(p))
+}
+
+// Defaults for zero Options fields.
+const (
+	DefaultSegmentSize  = 64 << 20
+	DefaultSyncInterval = time.Second
+)
+
+// Options configure a Log. The zero value is a safe default: SyncEverySecond,
+// 64 MiB segments, the operating system's file system, slog.Default().
+type Options struct {
+	// Sync is the durability policy.
+	Sync SyncPolicy
+	// SegmentSize is the size at which the log moves on to a new segment
+	// file, which is also the size segments are preallocated to. Zero means
+	// DefaultSegmentSize. A single record larger than this gets a segment
+	// of its own.
+	SegmentSize int64
+	// SyncInterval is how often SyncEverySecond fsyncs. Zero means
+	// DefaultSyncInterval.
+	SyncInterval time.Duration
+	// SkipDamaged makes Open skip the rest of a damaged segment, logging and
+	// counting it, instead of failing with a *CorruptError. Records after
+	// the damage in that segment are lost. A damaged last segment is
+	// truncated at the damage after the damaged bytes are copied to
+	// "<segment>.damaged", so that appends can go on after it.
+	SkipDamaged bool
+	// FS is the file system; nil means OSFS. Tests inject faults here.
+	FS FS
+	// Logger receives torn-write and damage reports and the failure cause;
+	// nil means slog.Default(). Record contents are never logged.
+	Logger *slog.Logger
+
+	// everysecInFlusher makes the flusher itself fsync every SyncInterval
+	// instead of a separate syncer goroutine. Only the benchmark that
+	// justified the syncer sets it.
+	everysecInFlusher bool
+}
+
+// Log is an open write-ahead log. It is safe for concurrent use.
+type Log struct {
+	dir    string
+	fsys   FS
+	opts   Options
+	logger *slog.Logger
+
+	// Append side.
+	mu         sync.Mutex
+	batch      []byte // frames appended and not yet taken by the flusher
+	batchFirst uint64 // LSN of batch's first frame
+	cuts       []cut  // segment boundaries inside batch, from Roll
+	last       uint64 // last LSN assigned
+	tailFirst  uint64 // first LSN of the segment the next append lands in, if it is fresh
+	syncReq    uint64 // Sync asks the flusher to fsync through this LSN
+	closing    bool
+	appended   uint64 // frame bytes appended since Open
+
+	kick chan struct{} // wakes the flusher; capacity 1
+
+	// Progress, readable without locks.
+	lastLSN    atomic.Uint64
+	writtenLSN atomic.Uint64
+	durableLSN atomic.Uint64
+	failure    atomic.Pointer[error]
+	stopped    atomic.Bool // the flusher has exited
+
+	// Wait and Sync sleep on waitCond; it is broadcast whenever writtenLSN,
+	// durableLSN, failure or stopped change.
+	waitMu   sync.Mutex
+	waitCond sync.Cond
+
+	// Flusher state, touched only by the flusher goroutine (and by Open
+	// before it starts). cur is also read by the syncer under fileMu.
+	fileMu   sync.Mutex
+	cur      *segment
+	spareBuf []byte
+	pipe     *pipeline
+	startLSN uint64 // last LSN at Open, to count records appended since
+
+	segMu sync.Mutex
+	segs  []segInfo // every segment file, in LSN order; the last is current
+
+	writes, fsyncs atomic.Uint64
+	replay         ReplayInfo
+
+	flusherDone chan struct{}
+	syncerStop  chan struct{}
+	syncerDone  chan struct{}
+	closeOnce   sync.Once
+	closeErr    error
+}
+
+// cut is a segment boundary requested by Roll: the frame at off in the batch,
+// whose LSN is lsn, starts a new segment.
+type cut struct {
+	off int
+	lsn uint64
+}
+
+// Open opens the log in dir, creating the directory (mode 0700) if needed.
+// It first replays, in LSN order, every record with an LSN above from into
+// apply, before any append is possible; apply's Record may alias the read
+// buffer and must be copied to be kept. A torn tail of the last segment is
+// truncated away; other damage fails Open with a *CorruptError unless
+// opts.SkipDamaged. An error from apply stops the replay and is returned
+// wrapped. The next LSN assigned is one above both from and the last LSN in
+// the log, so a log whose records all lie below a snapshot's LSN still
+// continues after that snapshot.
+func Open(dir string, opts Options, from uint64, apply func(*Record) error) (*Log, ReplayInfo, error) {
+	if opts.Sync > SyncNo {
+		return nil, ReplayInfo{}, fmt.Errorf("wal: unknown sync policy %d", opts.Sync)
+	}
+	if opts.SegmentSize <= 0 {
+		opts.SegmentSize = DefaultSegmentSize
+	}
+	if opts.SyncInterval <= 0 {
+		opts.SyncInterval = DefaultSyncInterval
+	}
+	if opts.FS == nil {
+		opts.FS = OSFS{}
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	l := &Log{
+		dir:         dir,
+		fsys:        opts.FS,
+		opts:        opts,
+		logger:      opts.Logger,
+		kick:        make(chan struct{}, 1),
+		flusherDone: make(chan struct{}),
+	}
+	l.waitCond.L = &l.waitMu
+	if err := l.fsys.MkdirAll(dir, dirMode); err != nil {
+		return nil, ReplayInfo{}, fmt.Errorf("wal: %w", err)
+	}
+	start := time.Now()
+	res, err := replay(l.fsys, dir, opts, l.logger, from, apply)
+	if err != nil {
+		return nil, res.info, err
+	}
+	if err := l.openCurrent(res, from); err != nil {
+		return nil, res.info, fmt.Errorf("wal: %w", err)
+	}
+	res.info.Duration = time.Since(start)
+	l.replay = res.info
+
+	l.pipe = startPipeline(l.fsys, dir, opts.SegmentSize)
+	go l.flusher()
+	if opts.Sync == SyncEverySecond && !opts.everysecInFlusher {
+		l.syncerStop = make(chan struct{})
+		l.syncerDone = make(chan struct{})
+		go l.syncer()
+	}
+	return l, res.info, nil
+}
+
+// openCurrent chooses the segment appends go to: the last one if it ends
+// exactly where the log continues, otherwise a new one.
+func (l *Log) openCurrent(res replayResult, from uint64) error {
+	next := max(from, res.lastLSN) + 1
+	l.segs = res.segs
+	if t := res.tail; t != nil {
+		if t.next == next {
+			if err := t.f.Preallocate(l.opts.SegmentSize); err != nil {
+				t.f.Close()
+				return err
+			}
+			l.cur = t
+		} else {
+			if err := t.f.Close(); err != nil {
+				return err
+			}
+			if t.empty() {
+				// Names a first LSN the log will never write: it would
+				// read as a gap after the new segment's predecessor.
+				if err := l.fsys.Remove(filepath.Join(l.dir, segmentName(t.first))); err != nil {
+					return err
+				}
+				l.segs = l.segs[:len(l.segs)-1]
+			}
+		}
+	}
+	if l.cur == nil {
+		s, err := createSegment(l.fsys, l.dir, next, l.opts.SegmentSize)
+		if err != nil {
+			return err
+		}
+		l.cur = s
+		l.segs = append(l.segs, segInfo{first: next, bytes: s.size})
+	}
+	if l.cur.empty() {
+		l.tailFirst = next
+	}
+	l.last = next - 1
+	l.startLSN = l.last
+	l.lastLSN.Store(l.last)
+	l.writtenLSN.Store(l.last)
+	l.durableLSN.Store(l.last)
+	return nil
+}
+
+// Append copies p's record into the log's batch and assigns it the next LSN.
+// It does not wait for any I/O; call Wait with the returned LSN for that. The
+// engine calls it under its shard lock, so that the log's order for a session
+// is the order memory saw. p may be reused as soon as Append returns.
+//
+// Append fails fast with an error wrapping ErrFailed and the cause once the
+// log has failed, with ErrClosed once Close has begun, and with
+// ErrInvalidRecord if p holds no record.
+func (l *Log) Append(p *Pending) (uint64, error) {
+	if p.Len() == 0 {
+		return 0, fmt.Errorf("%w: empty Pending", ErrInvalidRecord)
+	}
+	l.mu.Lock()
+	if err := l.err(); err != nil {
+		l.mu.Unlock()
+		return 0, err
+	}
+	if l.closing {
+		l.mu.Unlock()
+		return 0, ErrClosed
+	}
+	lsn := l.last + 1
+	wasIdle := len(l.batch) == 0 && len(l.cuts) == 0
+	if len(l.batch) == 0 {
+		l.batchFirst = lsn
+	}
+	n := len(l.batch)
+	l.batch = p.appendTo(l.batch, lsn)
+	l.appended += uint64(len(l.batch) - n)
+	l.last = lsn
+	l.lastLSN.Store(lsn)
+	l.mu.Unlock()
+	if wasIdle {
+		l.wake()
+	}
+	return lsn, nil
+}
+
+// wake makes sure the flusher looks at the batch again.
+func (l *Log) wake() {
+	select {
+	case l.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Wait blocks until the record with the given LSN is as safe as the sync
+// policy promises: covered by an fsync (SyncAlways), written to the file
+// (SyncEverySecond), or not at all (SyncNo). It returns nil if it got there,
+// and otherwise the log's failure (wrapping ErrFailed and the cause): that
+// record did not make it. Wait(0) returns nil; waiting for an LSN that was
+// never assigned is an error.
+func (l *Log) Wait(lsn uint64) error {
+	if l.reached(lsn) {
+		return nil
+	}
+	if lsn > l.lastLSN.Load() {
+		return fmt.Errorf("wal: Wait for LSN %d, beyond the last assigned %d", lsn, l.lastLSN.Load())
+	}
+	if l.opts.Sync == SyncNo {
+		if l.writtenLSN.Load() < lsn {
+			return l.err()
+		}
+		return nil
+	}
+	l.waitMu.Lock()
+	defer l.waitMu.Unlock()
+	for !l.reached(lsn) {
+		if err := l.err(); err != nil {
+			return err
+		}
+		if l.stopped.Load() {
+			return ErrClosed
+		}
+		l.waitCond.Wait()
+	}
+	return nil
+}
+
+// reached reports whether lsn is where Wait promises it to be.
+func (l *Log) reached(lsn uint64) bool {
+	switch l.opts.Sync {
+	case SyncAlways:
+		return l.durableLSN.Load() >= lsn
+	case SyncEverySecond:
+		return l.writtenLSN.Load() >= lsn
+	}
+	return lsn == 0
+}
+
+// Sync writes and fsyncs every record appended so far, whatever the policy,
+// and returns once that is done or the log has failed.
+func (l *Log) Sync() error {
+	l.mu.Lock()
+	if err := l.err(); err != nil {
+		l.mu.Unlock()
+		return err
+	}
+	if l.closing {
+		l.mu.Unlock()
+		return ErrClosed
+	}
+	target := l.last
+	l.syncReq = max(l.syncReq, target)
+	l.mu.Unlock()
+	l.wake()
+
+	l.waitMu.Lock()
+	defer l.waitMu.Unlock()
+	for l.durableLSN.Load() < target {
+		if err := l.err(); err != nil {
+			return err
+		}
+		if l.stopped.Load() {
+			return ErrClosed
+		}
+		l.waitCond.Wait()
+	}
+	return nil
+}
+
+// Roll makes the next Append start a new segment and returns the last LSN
+// assigned before it. A snapshot uses that LSN as its own: once the snapshot
+// is durable, RemoveThrough(last) can delete every segment before the roll.
+// Rolling twice with no append in between starts one new segment, not two.
+func (l *Log) Roll() (last uint64, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.err(); err != nil {
+		return 0, err
+	}
+	if l.closing {
+		return 0, ErrClosed
+	}
+	if l.tailFirst != l.last+1 {
+		l.cuts = append(l.cuts, cut{off: len(l.batch), lsn: l.last + 1})
+		l.tailFirst = l.last + 1
+		l.wake()
+	}
+	return l.last, nil
+}
+
+// RemoveThrough deletes, oldest first, the segments all of whose records have
+// LSNs at or below lsn. It never deletes the segment being appended to, so it
+// may keep a segment that a Roll has not moved past yet.
+func (l *Log) RemoveThrough(lsn uint64) error {
+	l.mu.Lock()
+	closing := l.closing
+	l.mu.Unlock()
+	if closing {
+		return ErrClosed
+	}
+	l.segMu.Lock()
+	defer l.segMu.Unlock()
+	n := 0
+	for n+1 < len(l.segs) && l.segs[n+1].first-1 <= lsn {
+		if err := l.fsys.Remove(filepath.Join(l.dir, segmentName(l.segs[n].first))); err != nil {
+			l.segs = l.segs[n:]
+			return fmt.Errorf("wal: remove segment: %w", err)
+		}
+		n++
+	}
+	if n == 0 {
+		return nil
+	}
+	l.segs = l.segs[n:]
+	if err := l.fsys.SyncDir(l.dir); err != nil {
+		return fmt.Errorf("wal: %w", err)
+	}
+	return nil
+}
+
+// LastLSN returns the last LSN assigned (by Append, or found at Open).
+func (l *Log) LastLSN() uint64 { return l.lastLSN.Load() }
+
+// Err returns the log's sticky failure, wrapping ErrFailed and the cause, or
+// nil if it has not failed.
+func (l *Log) Err() error { return l.err() }
+
+func (l *Log) err() error {
+	if p := l.failure.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// fail makes the log failed for good; the first cause wins.
+func (l *Log) fail(cause error) {
+	err := fmt.Errorf("%w: %w", ErrFailed, cause)
+	if l.failure.CompareAndSwap(nil, &err) {
+		l.logger.Error("wal: log failed; appends refused until reopened",
+			slog.String("dir", l.dir), slog.Any("err", cause))
+	}
+	l.broadcast()
+}
+
+func (l *Log) broadcast() {
+	l.waitMu.Lock()
+	l.waitCond.Broadcast()
+	l.waitMu.Unlock()
+}
+
+// Close writes and fsyncs everything appended, closes the files and stops
+// every goroutine the Log started. It returns the log's failure if it has
+// failed, else the first error met while closing. Later calls return the same
+// result.
+func (l *Log) Close() error {
+	l.closeOnce.Do(func() {
+		l.mu.Lock()
+		l.closing = true
+		l.mu.Unlock()
+		if l.syncerStop != nil {
+			close(l.syncerStop)
+			<-l.syncerDone
+		}
+		l.wake()
+		<-l.flusherDone
+		l.pipe.close()
+		if err := l.err(); err != nil {
+			l.closeErr = err
+		}
+	})
+	return l.closeErr
+}
+
+// closeFiles is the flusher's last act: fsync what was written and close.
+func (l *Log) closeFiles() {
+	var errs []error
+	if l.err() == nil && l.durableLSN.Load() < l.writtenLSN.Load() {
+		errs = append(errs, l.syncCurrent())
+	}
+	l.fileMu.Lock()
+	errs = append(errs, l.cur.f.Close())
+	l.fileMu.Unlock()
+	if err := errors.Join(errs...); err != nil {
+		l.closeErr = fmt.Errorf("wal: close: %w", err)
+	}
+}

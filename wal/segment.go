@@ -1,0 +1,261 @@
+package wal
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+)
+
+// Segment file format constants; part of the format (see the package comment).
+const (
+	segmentExt        = ".wal"
+	segmentMagic      = "SESSWAL\x00"
+	formatVersion     = 1
+	segmentHeaderSize = 32
+)
+
+// Spare segments are preallocated under these names and renamed when the log
+// rotates into them. Two names alternate so the pipeline can create the next
+// spare while the flusher still holds the previous one.
+var spareNames = [2]string{"spare-0.wal.tmp", "spare-1.wal.tmp"}
+
+const (
+	fileMode = 0o600
+	dirMode  = 0o700
+)
+
+// errUnsupportedVersion marks a well-formed header from a newer format. It is
+// never treated as damage: skipping it would silently drop data.
+var errUnsupportedVersion = errors.New("wal: unsupported segment format version")
+
+// segmentName returns the file name of the segment whose first LSN is first.
+func segmentName(first uint64) string {
+	return fmt.Sprintf("%016x%s", first, segmentExt)
+}
+
+// parseSegmentName returns the first LSN named by a segment file name, or
+// false if name is not exactly 16 lower-case hex digits and ".wal" naming a
+// non-zero LSN.
+func parseSegmentName(name string) (uint64, bool) {
+	if len(name) != 16+len(segmentExt) || name[16:] != segmentExt {
+		return 0, false
+	}
+	for _, c := range name[:16] {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return 0, false
+		}
+	}
+	first, err := strconv.ParseUint(name[:16], 16, 64)
+	return first, err == nil && first != 0
+}
+
+func appendSegmentHeader(b []byte, first uint64) []byte {
+	start := len(b)
+	b = append(b, segmentMagic...)
+	b = binary.LittleEndian.AppendUint32(b, formatVersion)
+	b = binary.LittleEndian.AppendUint32(b, 0)
+	b = binary.LittleEndian.AppendUint64(b, first)
+	b = binary.LittleEndian.AppendUint32(b, crc32.Checksum(b[start:], castagnoli))
+	return binary.LittleEndian.AppendUint32(b, 0)
+}
+
+// checkSegmentHeader validates the header at the start of b for the segment
+// named first. It returns a reason for damage, or errUnsupportedVersion.
+func checkSegmentHeader(b []byte, first uint64) (reason string, err error) {
+	switch {
+	case len(b) < segmentHeaderSize:
+		return "short segment header", nil
+	case string(b[:8]) != segmentMagic:
+		return "bad segment magic", nil
+	case crc32.Checksum(b[:24], castagnoli) != binary.LittleEndian.Uint32(b[24:]):
+		return "segment header checksum mismatch", nil
+	case binary.LittleEndian.Uint32(b[8:]) != formatVersion:
+		return "", fmt.Errorf("%w %d", errUnsupportedVersion, binary.LittleEndian.Uint32(b[8:]))
+	case binary.LittleEndian.Uint32(b[12:]) != 0 || binary.LittleEndian.Uint32(b[28:]) != 0:
+		return "non-zero reserved header bytes", nil
+	case binary.LittleEndian.Uint64(b[16:]) != first:
+		return fmt.Sprintf("header names first LSN %d, file name %d", binary.LittleEndian.Uint64(b[16:]), first), nil
+	}
+	return "", nil
+}
+
+// segInfo describes one segment file in the directory.
+type segInfo struct {
+	first uint64
+	bytes int64 // header and frames written; excludes preallocated space
+}
+
+// listSegments returns the directory's segments in LSN order, with their file
+// sizes, and removes leftover spare files.
+func listSegments(fsys FS, dir string) ([]segInfo, error) {
+	entries, err := fsys.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var segs []segInfo
+	for _, e := range entries {
+		name := e.Name()
+		if slices.Contains(spareNames[:], name) {
+			if err := fsys.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return nil, err
+			}
+			continue
+		}
+		first, ok := parseSegmentName(name)
+		if !ok || !e.Type().IsRegular() {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil {
+			return nil, err
+		}
+		segs = append(segs, segInfo{first: first, bytes: info.Size()})
+	}
+	slices.SortFunc(segs, func(a, b segInfo) int { return cmpUint(a.first, b.first) })
+	return segs, nil
+}
+
+func cmpUint(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// segment is the file the flusher appends to.
+type segment struct {
+	first uint64 // LSN in the name
+	next  uint64 // LSN of the next frame to write here
+	size  int64  // write offset: header plus frames
+	f     File
+}
+
+func (s *segment) empty() bool { return s.next == s.first }
+
+// writeAll writes b at off, turning a short write into an error.
+func writeAll(f File, b []byte, off int64) error {
+	n, err := f.WriteAt(b, off)
+	if err == nil && n < len(b) {
+		err = io.ErrShortWrite
+	}
+	return err
+}
+
+// createSegment creates, preallocates and durably names a new segment file.
+// Open uses it; rotation uses the spare pipeline instead.
+func createSegment(fsys FS, dir string, first uint64, prealloc int64) (*segment, error) {
+	f, err := fsys.OpenFile(filepath.Join(dir, segmentName(first)), os.O_RDWR|os.O_CREATE|os.O_EXCL, fileMode)
+	if err != nil {
+		return nil, err
+	}
+	err = f.Preallocate(prealloc)
+	if err == nil {
+		err = writeAll(f, appendSegmentHeader(nil, first), 0)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if err == nil {
+		err = fsys.SyncDir(dir)
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &segment{first: first, next: first, size: segmentHeaderSize, f: f}, nil
+}
+
+// spare is a preallocated file waiting to become the next segment.
+type spare struct {
+	path string
+	f    File
+	err  error
+}
+
+// pipeline prepares the next segment file ahead of time on its own goroutine,
+// as etcd's file pipeline does, so rotation costs a header write, a rename
+// and a directory sync instead of a create, a preallocation and an fsync.
+type pipeline struct {
+	fsys  FS
+	dir   string
+	size  int64
+	ready chan spare
+	stop  chan struct{}
+	done  chan struct{}
+}
+
+func startPipeline(fsys FS, dir string, size int64) *pipeline {
+	p := &pipeline{
+		fsys:  fsys,
+		dir:   dir,
+		size:  size,
+		ready: make(chan spare),
+		stop:  make(chan struct{}),
+		done:  make(chan struct{}),
+	}
+	go p.run()
+	return p
+}
+
+func (p *pipeline) run() {
+	defer close(p.done)
+	for i := 0; ; i++ {
+		s := p.create(spareNames[i%len(spareNames)])
+		select {
+		case p.ready <- s:
+			if s.err != nil {
+				return
+			}
+		case <-p.stop:
+			if s.err == nil {
+				s.f.Close()
+				p.fsys.Remove(s.path)
+			}
+			return
+		}
+	}
+}
+
+func (p *pipeline) create(name string) spare {
+	path := filepath.Join(p.dir, name)
+	f, err := p.fsys.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, fileMode)
+	if err != nil {
+		return spare{err: err}
+	}
+	err = f.Preallocate(p.size)
+	if err == nil {
+		// Makes the allocation durable now, off the flusher's path.
+		err = f.Sync()
+	}
+	if err != nil {
+		f.Close()
+		p.fsys.Remove(path)
+		return spare{err: err}
+	}
+	return spare{path: path, f: f}
+}
+
+// take returns the next spare, waiting for it if need be.
+func (p *pipeline) take() spare {
+	select {
+	case s := <-p.ready:
+		return s
+	case <-p.done:
+		return spare{err: errors.New("wal: segment pipeline stopped")}
+	}
+}
+
+// close stops the goroutine and removes an unused spare.
+func (p *pipeline) close() {
+	close(p.stop)
+	<-p.done
+}
