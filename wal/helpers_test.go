@@ -158,13 +158,3 @@ func copyDir(t testing.TB, src, dst string) {
 
 // fastFS skips real fsyncs, for tests that open logs by the thousand.
 func fastFS() *waltest.FS { return &waltest.FS{NoSync: true} }
-
-// withLSN returns recs with LSNs first, first+1, ...
-func withLSN(recs []wal.Record, first uint64) []wal.Record {
-	out := make([]wal.Record, len(recs))
-	for i := range recs {
-		out[i] = recs[i]
-		out[i].LSN = first + uint64(i)
-	}
-	return out
-}
