@@ -1,0 +1,190 @@
+package engine
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+)
+
+// The fixture: one engine holding benchSessions sessions of benchData bytes,
+// built once and shared by every benchmark in this file, with the same IDs in
+// an unlocked map as the physical-limit baseline.
+const (
+	benchSessions = 1 << 20
+	benchData     = 200
+	seqLen        = 1 << 16
+)
+
+var (
+	fixtureOnce sync.Once
+	fixtureEng  *Engine
+	fixtureIDs  []string
+	fixtureMap  map[string][]byte
+	zipfSeq     []uint32 // key indexes drawn from a Zipf distribution
+	uniformSeq  []uint32
+)
+
+func fixture(b *testing.B) (*Engine, []string) {
+	b.Helper()
+	fixtureOnce.Do(func() {
+		e, err := Open(Options{})
+		if err != nil {
+			panic(err)
+		}
+		fixtureEng = e
+		fixtureIDs = make([]string, benchSessions)
+		fixtureMap = make(map[string][]byte, benchSessions)
+		data := make([]byte, benchData)
+		for i := range fixtureIDs {
+			s, err := e.Create(CreateOptions{Data: data})
+			if err != nil {
+				panic(err)
+			}
+			fixtureMap[s.ID()] = s.Data()
+			fixtureIDs[i] = s.ID()
+		}
+		// Look up with copies, as a server does with the ID it reads from a
+		// request, made in a pass of their own: the map's key comparison can
+		// neither shortcut on pointer equality nor find the stored key on a
+		// line the copy just brought in.
+		for i, id := range fixtureIDs {
+			fixtureIDs[i] = strings.Clone(id)
+		}
+		r := rand.New(rand.NewPCG(1, 2))
+		z := rand.NewZipf(r, 1.01, 1, benchSessions-1)
+		zipfSeq = make([]uint32, seqLen)
+		uniformSeq = make([]uint32, seqLen)
+		// Scatter ranks over the ID list so hot keys are not neighbours.
+		perm := r.Perm(benchSessions)
+		for i := range zipfSeq {
+			zipfSeq[i] = uint32(perm[z.Uint64()])
+			uniformSeq[i] = uint32(r.IntN(benchSessions))
+		}
+	})
+	return fixtureEng, fixtureIDs
+}
+
+var seqStart atomic.Uint32
+
+// runKeys runs op over the benchmark's key sequence in parallel, each
+// goroutine starting at a different point of it.
+func runKeys(b *testing.B, seq []uint32, op func(i uint32)) {
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		j := seqStart.Add(7919)
+		for pb.Next() {
+			op(seq[j%seqLen])
+			j++
+		}
+	})
+}
+
+var sink atomic.Int64
+
+func BenchmarkGet(b *testing.B) {
+	e, ids := fixture(b)
+	for _, dist := range []struct {
+		name string
+		seq  *[]uint32
+	}{{"zipf", &zipfSeq}, {"uniform", &uniformSeq}} {
+		b.Run(dist.name+"/engine", func(b *testing.B) {
+			var n int64
+			runKeys(b, *dist.seq, func(i uint32) {
+				s, err := e.Get(ids[i])
+				if err != nil {
+					b.Fatal(err)
+				}
+				n += int64(len(s.Data()))
+			})
+			sink.Add(n)
+		})
+		b.Run(dist.name+"/unlocked-map", func(b *testing.B) {
+			var n int64
+			runKeys(b, *dist.seq, func(i uint32) { n += int64(len(fixtureMap[ids[i]])) })
+			sink.Add(n)
+		})
+	}
+}
+
+func BenchmarkUpdate(b *testing.B) {
+	e, ids := fixture(b)
+	data := make([]byte, benchData)
+	runKeys(b, zipfSeq, func(i uint32) {
+		if _, err := e.Update(ids[i], 0, func(Session) ([]byte, error) { return data, nil }); err != nil {
+			b.Fatal(err)
+		}
+	})
+}
+
+func BenchmarkMix90Get10Update(b *testing.B) {
+	e, ids := fixture(b)
+	data := make([]byte, benchData)
+	var ctr atomic.Uint32
+	runKeys(b, zipfSeq, func(i uint32) {
+		if ctr.Add(1)%10 == 0 {
+			if _, err := e.Update(ids[i], 0, func(Session) ([]byte, error) { return data, nil }); err != nil {
+				b.Fatal(err)
+			}
+			return
+		}
+		if _, err := e.Get(ids[i]); err != nil {
+			b.Fatal(err)
+		}
+	})
+}
+
+func BenchmarkCreate(b *testing.B) {
+	e, err := Open(Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer e.Close()
+	data := make([]byte, benchData)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := e.Create(CreateOptions{Data: data}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkMemory reports the heap an engine holds per session beyond the
+// 16-byte ID and the data, at 1M sessions of 200 bytes.
+func BenchmarkMemory(b *testing.B) {
+	for range b.N {
+		before := heapInUse()
+		e, err := Open(Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		data := make([]byte, benchData)
+		for range benchSessions {
+			if _, err := e.Create(CreateOptions{Data: data}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		after := heapInUse()
+		per := float64(after-before) / benchSessions
+		b.ReportMetric(per-16-benchData, "B-overhead/session")
+		b.ReportMetric(per, "B/session")
+		runtime.KeepAlive(e)
+		e.Close()
+	}
+}
+
+func heapInUse() uint64 {
+	var m runtime.MemStats
+	runtime.GC()
+	runtime.GC()
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}
+
+var _ = fmt.Sprint

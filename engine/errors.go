@@ -1,0 +1,35 @@
+package engine
+
+import (
+	"errors"
+
+	"github.com/sesscache/sesscache/token"
+)
+
+// Sentinel errors, compared with errors.Is. None of them, nor any error the
+// engine wraps around them, contains a session ID.
+var (
+	// ErrNotFound: no session has that ID. Also matched by ErrExpired.
+	ErrNotFound = errors.New("sesscache: session not found")
+	// ErrExpired: the session's deadline has passed; errors.Is(err, ErrNotFound)
+	// is true as well, so callers that do not care about the difference need
+	// check one error.
+	ErrExpired error = expiredError{}
+	// ErrClosed: the engine was closed.
+	ErrClosed = errors.New("sesscache: engine closed")
+	// ErrFull: creating the session would exceed Options.MaxSessions.
+	ErrFull = errors.New("sesscache: session limit reached")
+	// ErrTooLarge: the data or user ID exceeds its limit.
+	ErrTooLarge = errors.New("sesscache: value too large")
+	// ErrVersionConflict: Update was given a version that is no longer current.
+	ErrVersionConflict = errors.New("sesscache: version conflict")
+	// ErrMalformedToken: the ID is not a token this store could have issued.
+	ErrMalformedToken = token.ErrMalformed
+	// ErrInvalid: an argument is out of range, such as a negative timeout.
+	ErrInvalid = errors.New("sesscache: invalid argument")
+)
+
+type expiredError struct{}
+
+func (expiredError) Error() string        { return "sesscache: session expired" }
+func (expiredError) Is(target error) bool { return target == ErrNotFound }

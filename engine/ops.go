@@ -1,0 +1,362 @@
+package engine
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/sesscache/sesscache/shard"
+	"github.com/sesscache/sesscache/token"
+)
+
+// parse turns a presented ID into its key and hash, rejecting anything this
+// store could not have issued before any lookup.
+func (e *Engine) parse(id string) (shard.Key, uint64, error) {
+	k, err := token.Parse(id)
+	if err != nil {
+		return shard.Key{}, 0, err
+	}
+	sk := shard.Key(k)
+	return sk, shard.Hash(&sk), nil
+}
+
+// Get returns the session with the given ID and records the access, which
+// extends its idle deadline. It returns ErrMalformedToken, ErrNotFound,
+// ErrExpired (which also matches ErrNotFound) or ErrClosed.
+func (e *Engine) Get(id string) (Session, error) {
+	if e.closed.Load() {
+		return Session{}, ErrClosed
+	}
+	k, h, err := e.parse(id)
+	if err != nil {
+		return Session{}, err
+	}
+	s, _ := e.shardOf(h)
+	r := s.Lookup(&k, h)
+	if r.IsZero() {
+		e.stats.misses.Add(1)
+		return Session{}, ErrNotFound
+	}
+	now := e.clock.nanos()
+	la := r.LastAccess()
+	if r.Deadline(la) <= now || r.Flags()&shard.FlagAlias != 0 {
+		return Session{}, e.missExpired(r)
+	}
+	if now > la {
+		r.Touch(now)
+		la = now
+	}
+	e.stats.hits.inc()
+	return makeSession(id, r, la), nil
+}
+
+func (e *Engine) missExpired(r shard.Rec) error {
+	e.stats.misses.Add(1)
+	if r.Flags()&shard.FlagAlias != 0 {
+		return ErrNotFound
+	}
+	e.stats.expired.Add(1)
+	return ErrExpired
+}
+
+// Create stores a new session and returns it with its freshly generated ID.
+// It returns ErrTooLarge, ErrFull, ErrInvalid or ErrClosed, and then stores
+// nothing.
+func (e *Engine) Create(o CreateOptions) (Session, error) {
+	if e.closed.Load() {
+		return Session{}, ErrClosed
+	}
+	if err := e.checkSizes(o.UserID, o.Data); err != nil {
+		return Session{}, err
+	}
+	if o.IdleTimeout < 0 || o.AbsoluteTimeout < 0 {
+		return Session{}, fmt.Errorf("%w: negative timeout", ErrInvalid)
+	}
+	idle, abs := e.opts.IdleTimeout, e.opts.AbsoluteTimeout
+	if o.IdleTimeout > 0 {
+		idle = o.IdleTimeout
+	}
+	if o.AbsoluteTimeout > 0 {
+		abs = o.AbsoluteTimeout
+	}
+	if limit := int64(e.opts.MaxSessions); limit > 0 {
+		if e.live.Add(1) > limit {
+			e.live.Add(-1)
+			return Session{}, ErrFull
+		}
+	} else {
+		e.live.Add(1)
+	}
+	now := e.clock.nanos()
+	meta := shard.Meta{Version: 1, Created: now, Idle: int64(idle), Absolute: satAdd(now, int64(abs))}
+	for {
+		k := shard.Key(token.New())
+		h := shard.Hash(&k)
+		r := shard.NewRec(&k, meta, now, o.UserID, o.Data)
+		s, si := e.shardOf(h)
+		s.Lock()
+		if !s.Lookup(&k, h).IsZero() {
+			// A 2^-128 event: draw again rather than overwrite.
+			s.Unlock()
+			continue
+		}
+		s.Insert(h, r)
+		if o.UserID != "" {
+			e.users.add(o.UserID, k, si)
+		}
+		s.Unlock()
+		e.stats.created.Add(1)
+		return makeSession(token.ID(k).String(), r, now), nil
+	}
+}
+
+func (e *Engine) checkSizes(user string, data []byte) error {
+	if len(data) > e.opts.MaxDataSize {
+		return fmt.Errorf("%w: data is %d bytes, limit %d", ErrTooLarge, len(data), e.opts.MaxDataSize)
+	}
+	if len(user) > e.opts.MaxUserIDSize {
+		return fmt.Errorf("%w: user ID is %d bytes, limit %d", ErrTooLarge, len(user), e.opts.MaxUserIDSize)
+	}
+	return nil
+}
+
+// Update replaces a session's data with what fn returns for the current
+// session, bumping its version and recording an access. With version 0 it
+// always applies; otherwise it applies only if the session is still at that
+// version and returns ErrVersionConflict if not.
+//
+// fn runs without any lock held, so it may be slow or call the engine; if
+// another write lands between reading the session and storing fn's result,
+// Update calls fn again with the newer session (or, given a version, returns
+// ErrVersionConflict). fn must not modify the data it is given. An error from
+// fn is returned as is and nothing changes.
+func (e *Engine) Update(id string, version uint64, fn func(Session) ([]byte, error)) (Session, error) {
+	if e.closed.Load() {
+		return Session{}, ErrClosed
+	}
+	k, h, err := e.parse(id)
+	if err != nil {
+		return Session{}, err
+	}
+	s, _ := e.shardOf(h)
+	for {
+		r, err := e.findLive(s, &k, h)
+		if err != nil {
+			return Session{}, err
+		}
+		if version != 0 && r.Version() != version {
+			return Session{}, ErrVersionConflict
+		}
+		data, err := fn(makeSession(id, r, r.LastAccess()))
+		if err != nil {
+			return Session{}, err
+		}
+		if err := e.checkSizes("", data); err != nil {
+			return Session{}, err
+		}
+		m := r.Meta()
+		m.Version++
+		s.Lock()
+		if s.Lookup(&k, h) != r {
+			s.Unlock()
+			if version != 0 {
+				return Session{}, ErrVersionConflict
+			}
+			continue
+		}
+		now := e.clock.nanos()
+		if r.Deadline(r.LastAccess()) <= now {
+			s.Unlock()
+			return Session{}, e.missExpired(r)
+		}
+		nr := r.With(&k, m, now, data)
+		s.Replace(r, h, nr)
+		s.Unlock()
+		return makeSession(id, nr, nr.LastAccess()), nil
+	}
+}
+
+// findLive finds the live session under k without locking: present, not an
+// alias, not past its deadline.
+func (e *Engine) findLive(s *shard.Shard, k *shard.Key, h uint64) (shard.Rec, error) {
+	r := s.Lookup(k, h)
+	if r.IsZero() || r.Flags()&shard.FlagAlias != 0 {
+		return shard.Rec{}, ErrNotFound
+	}
+	if r.Deadline(r.LastAccess()) <= e.clock.nanos() {
+		return shard.Rec{}, ErrExpired
+	}
+	return r, nil
+}
+
+// Delete removes the session. It returns ErrNotFound if there is none, or
+// ErrExpired if it had already expired (it is removed all the same).
+func (e *Engine) Delete(id string) error {
+	if e.closed.Load() {
+		return ErrClosed
+	}
+	k, h, err := e.parse(id)
+	if err != nil {
+		return err
+	}
+	s, si := e.shardOf(h)
+	s.Lock()
+	defer s.Unlock()
+	r := s.Lookup(&k, h)
+	if r.IsZero() || r.Flags()&shard.FlagAlias != 0 {
+		return ErrNotFound
+	}
+	expired := r.Deadline(r.LastAccess()) <= e.clock.nanos()
+	e.forget(si, r)
+	s.Remove(r, h)
+	if expired {
+		e.stats.expired.Add(1)
+		return ErrExpired
+	}
+	e.stats.deleted.Add(1)
+	return nil
+}
+
+// Rotate moves a session to a fresh ID and returns it under that ID: same
+// owner, data, creation time and deadlines, version bumped. The old ID stops
+// working at once. Call it after login and any change of privilege, so an ID
+// an attacker planted or saw before is worthless after.
+func (e *Engine) Rotate(id string) (Session, error) {
+	if e.closed.Load() {
+		return Session{}, ErrClosed
+	}
+	k, h, err := e.parse(id)
+	if err != nil {
+		return Session{}, err
+	}
+	s1, i1 := e.shardOf(h)
+	for {
+		r, err := e.findLive(s1, &k, h)
+		if err != nil {
+			return Session{}, err
+		}
+		nk := shard.Key(token.New())
+		nh := shard.Hash(&nk)
+		s2, i2 := e.shardOf(nh)
+		m := r.Meta()
+		m.Version++
+		unlock := e.lockShards(i1, i2)
+		if s1.Lookup(&k, h) != r || !s2.Lookup(&nk, nh).IsZero() {
+			unlock()
+			continue
+		}
+		nr := r.With(&nk, m, e.clock.nanos(), r.Data())
+		s1.Remove(r, h)
+		s2.Insert(nh, nr)
+		if u := r.UserID(); u != "" {
+			e.users.remove(u, k)
+			e.users.add(u, nk, i2)
+		}
+		unlock()
+		e.stats.deleted.Add(1)
+		return makeSession(token.ID(nk).String(), nr, nr.LastAccess()), nil
+	}
+}
+
+// lockShards locks the given shards in ascending order, each once, and
+// returns the function that unlocks them.
+func (e *Engine) lockShards(idx ...int) func() {
+	slices.Sort(idx)
+	idx = slices.Compact(idx)
+	for _, i := range idx {
+		e.shards[i].Lock()
+	}
+	return func() {
+		for _, i := range slices.Backward(idx) {
+			e.shards[i].Unlock()
+		}
+	}
+}
+
+// RevokeUser deletes every session owned by user that existed when it was
+// called, including any rotated meanwhile, and returns how many it deleted.
+// Sessions the user creates while it runs may survive.
+func (e *Engine) RevokeUser(user string) (int, error) {
+	if e.closed.Load() {
+		return 0, ErrClosed
+	}
+	if user == "" {
+		return 0, fmt.Errorf("%w: empty user ID", ErrInvalid)
+	}
+	start := e.clock.nanos()
+	total := 0
+	for {
+		keys := e.users.list(user)
+		if len(keys) == 0 {
+			return total, nil
+		}
+		idx := make([]int, 0, len(keys))
+		for _, uk := range keys {
+			idx = append(idx, uk.shard)
+		}
+		unlock := e.lockShards(idx...)
+		n := 0
+		for _, uk := range keys {
+			s := &e.shards[uk.shard].Shard
+			h := shard.Hash(&uk.key)
+			r := s.Lookup(&uk.key, h)
+			if r.IsZero() || r.UserID() != user || r.Created() > start {
+				continue
+			}
+			e.forget(uk.shard, r)
+			s.Remove(r, h)
+			n++
+		}
+		unlock()
+		e.stats.deleted.Add(uint64(n))
+		total += n
+		if n == 0 {
+			return total, nil
+		}
+	}
+}
+
+// Range calls fn for each live session until fn returns false. It sees each
+// shard as of one moment, shard by shard, and calls fn without holding any
+// lock, so fn may call the engine.
+func (e *Engine) Range(fn func(Session) bool) error {
+	if e.closed.Load() {
+		return ErrClosed
+	}
+	var recs []shard.Rec
+	for i := range e.shards {
+		s := &e.shards[i].Shard
+		recs = recs[:0]
+		s.Lock()
+		s.Range(func(r shard.Rec) bool {
+			recs = append(recs, r)
+			return true
+		})
+		s.Unlock()
+		now := e.clock.nanos()
+		for _, r := range recs {
+			la := r.LastAccess()
+			if r.Flags()&shard.FlagAlias != 0 || r.Deadline(la) <= now {
+				continue
+			}
+			id := ""
+			if r.Flags()&shard.FlagCold == 0 {
+				id = token.ID(r.Key()).String()
+			}
+			if !fn(makeSession(id, r, la)) {
+				return nil
+			}
+		}
+	}
+	return nil
+}
+
+// satAdd returns a+b, saturating instead of overflowing.
+func satAdd(a, b int64) int64 {
+	if s := a + b; (s > a) == (b > 0) {
+		return s
+	}
+	if b > 0 {
+		return 1<<63 - 1
+	}
+	return -1 << 63
+}

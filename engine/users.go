@@ -1,0 +1,87 @@
+package engine
+
+import (
+	"sync"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/sesscache/sesscache/shard"
+)
+
+// userIndex maps an owner to the keys of its sessions and the shard each is
+// in. It is striped like the shards. Lock order: shard locks (ascending
+// index), then one stripe.
+type userIndex struct {
+	stripes []userStripe
+	mask    uint64
+}
+
+type userStripe struct {
+	mu sync.Mutex
+	m  map[string]map[shard.Key]int
+	_  [48]byte
+}
+
+func (x *userIndex) init(n int) {
+	x.stripes = make([]userStripe, n)
+	x.mask = uint64(n - 1)
+	for i := range x.stripes {
+		x.stripes[i].m = make(map[string]map[shard.Key]int)
+	}
+}
+
+func (x *userIndex) stripe(user string) *userStripe {
+	return &x.stripes[xxhash.Sum64String(user)&x.mask]
+}
+
+func (x *userIndex) add(user string, k shard.Key, shardIdx int) int {
+	st := x.stripe(user)
+	st.mu.Lock()
+	set := st.m[user]
+	if set == nil {
+		set = make(map[shard.Key]int, 1)
+		st.m[user] = set
+	}
+	set[k] = shardIdx
+	n := len(set)
+	st.mu.Unlock()
+	return n
+}
+
+func (x *userIndex) remove(user string, k shard.Key) {
+	st := x.stripe(user)
+	st.mu.Lock()
+	if set := st.m[user]; set != nil {
+		delete(set, k)
+		if len(set) == 0 {
+			delete(st.m, user)
+		}
+	}
+	st.mu.Unlock()
+}
+
+// userKey is one session of a user: its key and shard.
+type userKey struct {
+	key   shard.Key
+	shard int
+}
+
+// list returns the user's sessions.
+func (x *userIndex) list(user string) []userKey {
+	st := x.stripe(user)
+	st.mu.Lock()
+	keys := make([]userKey, 0, len(st.m[user]))
+	for k, i := range st.m[user] {
+		keys = append(keys, userKey{k, i})
+	}
+	st.mu.Unlock()
+	return keys
+}
+
+// count returns how many sessions the user has.
+func (x *userIndex) count(user string) int {
+	st := x.stripe(user)
+	st.mu.Lock()
+	n := len(st.m[user])
+	st.mu.Unlock()
+	return n
+}

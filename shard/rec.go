@@ -1,0 +1,204 @@
+package shard
+
+import (
+	"encoding/binary"
+	"sync/atomic"
+	"unsafe"
+)
+
+// Key is the 16-byte lookup key of a record: the raw session ID, or the
+// digest of the ID for a session recovered from disk whose ID has not been
+// presented since.
+type Key [16]byte
+
+// Record flags.
+const (
+	// FlagAlias marks a forwarding record left behind by a rotation: its data
+	// is the Key of the session it resolves to, and Absolute is the end of
+	// the grace period.
+	FlagAlias uint8 = 1 << iota
+	// FlagCold marks a record keyed by the digest of its ID.
+	FlagCold
+)
+
+// Layout of a record allocation (native byte order for the atomics,
+// little-endian for the rest):
+//
+//	0   lastAccess    int64, unix ns     mutable: atomic, any goroutine
+//	8   key           [16]byte
+//	24  version       uint64
+//	32  created       int64, unix ns
+//	40  idle          int64, ns
+//	48  absolute      int64, unix ns
+//	56  total         uint32, length of the whole allocation
+//	60  heapIdx       int32              mutable: writers, under the lock
+//	64  heapDeadline  uint32, unix s     mutable: writers, under the lock
+//	68  logged        uint32, unix s     mutable: atomic, any goroutine
+//	72  userLen       uint16
+//	74  flags         uint8
+//	75  (unused)
+//	76  user ID, then data
+//
+// The last access lives in the record rather than beside it because every
+// replacement of a record is itself an access: a touch that lands on the old
+// record while a writer swaps in a new one is covered by the writer's own
+// time, so it is never lost for more than a clock tick.
+const (
+	offKey          = 8
+	offVersion      = 24
+	offCreated      = 32
+	offIdle         = 40
+	offAbsolute     = 48
+	offTotal        = 56
+	offHeapIdx      = 60
+	offHeapDeadline = 64
+	offLogged       = 68
+	offUserLen      = 72
+	offFlags        = 74
+	recHeader       = 76
+)
+
+// MaxUserID is the longest owner ID a record can hold.
+const MaxUserID = 1<<16 - 1
+
+// MaxData is the most data a record can hold.
+const MaxData = 1<<31 - recHeader - MaxUserID
+
+// Meta holds the fixed-size fields of a record.
+type Meta struct {
+	Version  uint64
+	Created  int64 // unix ns
+	Idle     int64 // ns
+	Absolute int64 // absolute deadline, unix ns
+	Flags    uint8
+}
+
+// Rec is a session record: one allocation holding the session's fields, its
+// owner and its data, immutable but for its last access. It holds no Go
+// pointers, so the garbage collector does not scan it. The zero Rec is "no
+// record"; Recs compare equal when they are the same record.
+type Rec struct{ p *byte }
+
+// NewRec builds a record last accessed at lastAccess. user must not exceed
+// MaxUserID bytes nor data MaxData bytes; the engine checks both.
+func NewRec(k *Key, m Meta, lastAccess int64, user string, data []byte) Rec {
+	b := make([]byte, recHeader+len(user)+len(data))
+	copy(b[offKey:], k[:])
+	binary.LittleEndian.PutUint64(b[offVersion:], m.Version)
+	binary.LittleEndian.PutUint64(b[offCreated:], uint64(m.Created))
+	binary.LittleEndian.PutUint64(b[offIdle:], uint64(m.Idle))
+	binary.LittleEndian.PutUint64(b[offAbsolute:], uint64(m.Absolute))
+	binary.LittleEndian.PutUint32(b[offTotal:], uint32(len(b)))
+	binary.LittleEndian.PutUint16(b[offUserLen:], uint16(len(user)))
+	b[offFlags] = m.Flags
+	copy(b[recHeader:], user)
+	copy(b[recHeader+len(user):], data)
+	r := Rec{&b[0]}
+	r.la().Store(lastAccess)
+	r.logged().Store(unixSec(lastAccess))
+	return r
+}
+
+// With returns a new record with key k, meta m and data, keeping r's owner,
+// last access at least lastAccess.
+func (r Rec) With(k *Key, m Meta, lastAccess int64, data []byte) Rec {
+	n := NewRec(k, m, max(lastAccess, r.LastAccess()), r.UserID(), data)
+	n.logged().Store(r.logged().Load())
+	return n
+}
+
+func (r Rec) header() *[recHeader]byte { return (*[recHeader]byte)(unsafe.Pointer(r.p)) }
+
+func (r Rec) la() *atomic.Int64 { return (*atomic.Int64)(unsafe.Pointer(r.p)) }
+
+func (r Rec) logged() *atomic.Uint32 {
+	return (*atomic.Uint32)(unsafe.Add(unsafe.Pointer(r.p), offLogged))
+}
+
+func (r Rec) u32(off int) *uint32 { return (*uint32)(unsafe.Add(unsafe.Pointer(r.p), off)) }
+
+// IsZero reports whether r is the zero Rec.
+func (r Rec) IsZero() bool { return r.p == nil }
+
+// Key returns the key r is stored under.
+func (r Rec) Key() Key { return *(*Key)(unsafe.Add(unsafe.Pointer(r.p), offKey)) }
+
+// Version returns the session's version, bumped on every write.
+func (r Rec) Version() uint64 { return binary.LittleEndian.Uint64(r.header()[offVersion:]) }
+
+// Created returns the creation time in unix ns.
+func (r Rec) Created() int64 { return int64(binary.LittleEndian.Uint64(r.header()[offCreated:])) }
+
+// Idle returns the idle timeout in ns.
+func (r Rec) Idle() int64 { return int64(binary.LittleEndian.Uint64(r.header()[offIdle:])) }
+
+// Absolute returns the absolute deadline in unix ns.
+func (r Rec) Absolute() int64 { return int64(binary.LittleEndian.Uint64(r.header()[offAbsolute:])) }
+
+// Flags returns the record's flags.
+func (r Rec) Flags() uint8 { return r.header()[offFlags] }
+
+// Meta returns the fixed-size fields of r.
+func (r Rec) Meta() Meta {
+	return Meta{Version: r.Version(), Created: r.Created(), Idle: r.Idle(), Absolute: r.Absolute(), Flags: r.Flags()}
+}
+
+// LastAccess returns the last access in unix ns.
+func (r Rec) LastAccess() int64 { return r.la().Load() }
+
+// Touch records an access at now. Callers make it only when their coarse
+// clock has moved past LastAccess, so a hot record's cache line is written at
+// most once per clock tick.
+func (r Rec) Touch(now int64) { r.la().Store(now) }
+
+// ClaimLog reports whether the caller should log a touch at lastAccess: true
+// for exactly one caller once lastAccess is at least interval seconds past
+// the last logged access.
+func (r Rec) ClaimLog(lastAccess int64, interval uint32) bool {
+	now := unixSec(lastAccess)
+	old := r.logged().Load()
+	return now-old >= interval && now > old && r.logged().CompareAndSwap(old, now)
+}
+
+// UserID returns the owner, or "" when the session has none. The string
+// shares r's memory, which is never modified.
+func (r Rec) UserID() string {
+	n := binary.LittleEndian.Uint16(r.header()[offUserLen:])
+	if n == 0 {
+		return ""
+	}
+	return unsafe.String((*byte)(unsafe.Add(unsafe.Pointer(r.p), recHeader)), n)
+}
+
+// Data returns the session data. It shares r's memory: callers must not
+// modify it. Its capacity equals its length, so an append copies.
+func (r Rec) Data() []byte {
+	h := r.header()
+	total := int(binary.LittleEndian.Uint32(h[offTotal:]))
+	start := recHeader + int(binary.LittleEndian.Uint16(h[offUserLen:]))
+	return unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(r.p), start)), total-start)
+}
+
+// Deadline returns when r expires given its last access, in unix ns: the
+// earlier of lastAccess+Idle and Absolute.
+func (r Rec) Deadline(lastAccess int64) int64 {
+	h := r.header()
+	abs := int64(binary.LittleEndian.Uint64(h[offAbsolute:]))
+	idle := int64(binary.LittleEndian.Uint64(h[offIdle:]))
+	if idle > abs-lastAccess { // lastAccess+idle > abs, without overflow
+		return abs
+	}
+	return lastAccess + idle
+}
+
+// Size returns the bytes r occupies, header included.
+func (r Rec) Size() int { return int(binary.LittleEndian.Uint32(r.header()[offTotal:])) }
+
+// hasKey compares r's key with k in time independent of where they differ.
+func (r Rec) hasKey(k *Key) bool {
+	a := (*[2]uint64)(unsafe.Add(unsafe.Pointer(r.p), offKey))
+	b := (*[2]uint64)(unsafe.Pointer(k))
+	return (a[0]^b[0])|(a[1]^b[1]) == 0
+}
+
+func unixSec(ns int64) uint32 { return uint32(min(max(ns/1e9, 0), 1<<32-1)) }

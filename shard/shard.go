@@ -1,0 +1,180 @@
+package shard
+
+import (
+	"container/heap"
+	"sync"
+	"sync/atomic"
+
+	"github.com/cespare/xxhash/v2"
+)
+
+// Hash is the hash of a key that picks its shard and its table slot.
+func Hash(k *Key) uint64 { return xxhash.Sum64(k[:]) }
+
+// Shard is one lock stripe. The zero Shard is not usable; call Init.
+type Shard struct {
+	// Read by lock-free readers; stored only by writers.
+	tab   atomic.Pointer[table]
+	seed  uint64
+	colds atomic.Int64 // records with FlagCold
+	live  atomic.Int64 // records in the table, aliases included
+
+	// Keep writer state off the readers' cache line.
+	_ [64 - 32]byte
+
+	mu    sync.Mutex
+	tombs int // deleted slots in the current table
+	heap  deadlines
+}
+
+// Init prepares s. seed randomizes where keys land in the table so that a
+// client choosing IDs cannot learn the table's layout through timing.
+func (s *Shard) Init(seed uint64) {
+	s.seed = seed
+	s.tab.Store(newTable(minBuckets))
+}
+
+// Lock locks s for writing.
+func (s *Shard) Lock() { s.mu.Lock() }
+
+// Unlock unlocks s.
+func (s *Shard) Unlock() { s.mu.Unlock() }
+
+// Len returns the number of records, aliases included.
+func (s *Shard) Len() int { return int(s.live.Load()) }
+
+// Colds returns the number of records keyed by a digest.
+func (s *Shard) Colds() int { return int(s.colds.Load()) }
+
+// Lookup returns the record stored under k, whose hash is h, or the zero Rec.
+// It takes no lock and makes no store.
+func (s *Shard) Lookup(k *Key, h uint64) Rec {
+	r, _, _ := s.tab.Load().find(k, mix(h, s.seed))
+	return r
+}
+
+// Insert stores r under its key, which must be absent; h is the key's hash.
+// Caller holds the lock.
+func (s *Shard) Insert(h uint64, r Rec) {
+	s.reserve()
+	if !s.tab.Load().add(r, mix(h, s.seed)) {
+		s.tombs--
+	}
+	if r.Flags()&FlagCold != 0 {
+		s.colds.Add(1)
+	}
+	s.live.Add(1)
+	r.setHeapDeadline(r.Deadline(r.LastAccess()))
+	heap.Push(&s.heap, r)
+}
+
+// Replace swaps old, which is stored under hash h, for r, which has the same
+// key and flags and a deadline no earlier. Caller holds the lock.
+func (s *Shard) Replace(old Rec, h uint64, r Rec) {
+	bk, i := s.tab.Load().slotOf(old, mix(h, s.seed))
+	s.adopt(old, r)
+	bk.recs[i].Store(r.p)
+}
+
+// Rekey replaces old, stored under hash oldH, with r, stored under its own
+// key with hash h. r's slot is published before old's is cleared, so a
+// reader that misses the old key finds the new one when it looks again.
+// Caller holds the lock.
+func (s *Shard) Rekey(old Rec, oldH uint64, r Rec, h uint64) {
+	s.reserve()
+	t := s.tab.Load()
+	s.adopt(old, r)
+	if !t.add(r, mix(h, s.seed)) {
+		s.tombs--
+	}
+	bk, i := t.slotOf(old, mix(oldH, s.seed))
+	clearSlot(bk, i)
+	s.tombs++
+	if old.Flags()&FlagCold != 0 {
+		s.colds.Add(-1)
+	}
+	if r.Flags()&FlagCold != 0 {
+		s.colds.Add(1)
+	}
+}
+
+// adopt gives r old's place in the heap.
+func (s *Shard) adopt(old, r Rec) {
+	i := old.heapIdx()
+	*r.u32(offHeapDeadline) = *old.u32(offHeapDeadline)
+	r.setHeapIdx(i)
+	s.heap.items[i] = r
+	old.setHeapIdx(-1)
+}
+
+// Remove deletes r, stored under hash h. Caller holds the lock.
+func (s *Shard) Remove(r Rec, h uint64) {
+	bk, i := s.tab.Load().slotOf(r, mix(h, s.seed))
+	clearSlot(bk, i)
+	s.tombs++
+	if r.Flags()&FlagCold != 0 {
+		s.colds.Add(-1)
+	}
+	s.live.Add(-1)
+	heap.Remove(&s.heap, r.heapIdx())
+}
+
+// PopExpired removes up to budget records whose deadline is at or before
+// now, calling gone for each just before it is removed. Records whose
+// deadline moved on since they were pushed (sliding expiry) go back on the
+// heap with their new deadline. It reports whether more records may be due.
+// Caller holds the lock.
+func (s *Shard) PopExpired(now int64, budget int, gone func(Rec)) (removed int, more bool) {
+	nowSec := unixSec(now)
+	for range budget {
+		if len(s.heap.items) == 0 || *s.heap.items[0].u32(offHeapDeadline) > nowSec {
+			return removed, false
+		}
+		r := s.heap.items[0]
+		if d := r.Deadline(r.LastAccess()); d > now {
+			r.setHeapDeadline(d)
+			heap.Fix(&s.heap, 0)
+			continue
+		}
+		gone(r)
+		k := r.Key()
+		s.Remove(r, Hash(&k))
+		removed++
+	}
+	return removed, len(s.heap.items) > 0 && *s.heap.items[0].u32(offHeapDeadline) <= nowSec
+}
+
+// Range calls fn for every record until fn returns false. Caller holds the
+// lock; fn must not call back into s.
+func (s *Shard) Range(fn func(Rec) bool) {
+	for _, r := range s.heap.items {
+		if !fn(r) {
+			return
+		}
+	}
+}
+
+// reserve makes room for one more record, growing the table or clearing its
+// deleted slots when it is full.
+func (s *Shard) reserve() {
+	t := s.tab.Load()
+	live := int(s.live.Load())
+	if live+s.tombs+1 <= t.cap {
+		return
+	}
+	n := minBuckets
+	// Size for twice the live records, so a rebuild leaves the table at
+	// most about half full.
+	for n*slotsPerBucket*7/8 < 2*(live+1) {
+		n *= 2
+	}
+	nt := newTable(n)
+	for _, r := range s.heap.items {
+		k := r.Key()
+		nt.add(r, mix(Hash(&k), s.seed))
+	}
+	s.tombs = 0
+	// Readers still probing the old table find it intact: it is never
+	// written again.
+	s.tab.Store(nt)
+}
