@@ -119,7 +119,7 @@ func TestIntegerEncodingBoundaries(t *testing.T) {
 		assert.Equal(t, ref.Bytes(), appendUint(nil, v), "uint %d", v)
 		c := cursor{b: ref.Bytes()}
 		assert.Equal(t, v, c.uint(math.MaxUint64, "v"))
-		assert.NoError(t, c.err)
+		assert.NoError(t, c.error())
 	}
 	ints := []int64{0, 1, 127, 128, -1, -32, -33, -128, -129, -32768, -32769,
 		math.MinInt32, math.MinInt32 - 1, math.MinInt64, math.MaxInt64}
@@ -133,7 +133,7 @@ func TestIntegerEncodingBoundaries(t *testing.T) {
 		assert.EqualValues(t, v, toInt64(t, back), "int %d", v)
 		c := cursor{b: got}
 		assert.Equal(t, v, c.int("v"))
-		assert.NoError(t, c.err)
+		assert.NoError(t, c.error())
 		assert.Empty(t, c.b)
 	}
 }
@@ -323,7 +323,7 @@ func splitPut(t *testing.T, payload []byte) [][]byte {
 	mark := func(read func()) {
 		before := c.b
 		read()
-		require.NoError(t, c.err)
+		require.NoError(t, c.error())
 		out = append(out, before[:len(before)-len(c.b)])
 	}
 	mark(func() { c.uint(255, "op") })

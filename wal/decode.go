@@ -23,8 +23,8 @@ func DecodeRecord(payload []byte, r *Record) error {
 	c := cursor{b: payload}
 	n := c.arrayLen()
 	op := Op(c.uint(math.MaxUint8, "op"))
-	if c.err != nil {
-		return c.err
+	if c.bad {
+		return c.error()
 	}
 	switch op {
 	case OpPut, OpDelete, OpTouch:
@@ -33,22 +33,22 @@ func DecodeRecord(payload []byte, r *Record) error {
 	case OpBatch:
 		c.expectLen(n, batchFields+1, op)
 		m := c.arrayLen()
-		if c.err == nil && m == 0 {
-			c.fail("batch without ops")
+		if !c.bad && m == 0 {
+			c.fail("batch", "no ops")
 		}
-		for i := 0; i < m && c.err == nil; i++ {
+		for i := 0; i < m && !c.bad; i++ {
 			ops = append(ops, Record{})
 			c.sub(&ops[i])
 		}
 		r.Op = OpBatch
 		r.Ops = ops
 	default:
-		c.fail(fmt.Sprintf("unknown op %d", op))
+		c.fail("op", fmt.Sprintf("unknown op %d", op))
 	}
 	r.LSN = c.uint(math.MaxUint64, "lsn")
 	switch {
-	case c.err != nil:
-		return c.err
+	case c.bad:
+		return c.error()
 	case r.LSN == 0:
 		return fmt.Errorf("%w: lsn 0", ErrMalformed)
 	case len(c.b) != 0:
@@ -69,24 +69,35 @@ func fieldCount(op Op) int {
 	return batchFields
 }
 
-// cursor reads MessagePack values from the front of b. The first error sticks
-// and turns every later read into a no-op returning zero, so callers check
-// err once per record.
+// cursor reads MessagePack values from the front of b. The first failure
+// sticks, empties b and turns every later read into a no-op returning zero,
+// so callers check once per record. A failure is kept as two constant
+// strings rather than an error so that the hot methods stay small enough to
+// inline; error builds the error once, at the end.
 type cursor struct {
-	b   []byte
-	err error
+	b       []byte
+	bad     bool
+	field   string
+	problem string
 }
 
-func (c *cursor) fail(what string) {
-	if c.err == nil {
-		c.err = fmt.Errorf("%w: %s", ErrMalformed, what)
-		c.b = nil
+func (c *cursor) fail(field, problem string) {
+	if !c.bad {
+		c.bad, c.field, c.problem = true, field, problem
 	}
+	c.b = nil
+}
+
+func (c *cursor) error() error {
+	if !c.bad {
+		return nil
+	}
+	return fmt.Errorf("%w: %s: %s", ErrMalformed, c.field, c.problem)
 }
 
 func (c *cursor) expectLen(got, want int, op Op) {
-	if c.err == nil && got != want {
-		c.fail(fmt.Sprintf("%v array has %d elements, want %d", op, got, want))
+	if !c.bad && got != want {
+		c.fail(op.String(), fmt.Sprintf("array has %d elements, want %d", got, want))
 	}
 }
 
@@ -94,7 +105,7 @@ func (c *cursor) expectLen(got, want int, op Op) {
 func (c *cursor) sub(r *Record) {
 	n := c.arrayLen()
 	op := Op(c.uint(math.MaxUint8, "op"))
-	if c.err != nil {
+	if c.bad {
 		return
 	}
 	switch op {
@@ -102,7 +113,7 @@ func (c *cursor) sub(r *Record) {
 		c.expectLen(n, fieldCount(op), op)
 		c.body(r, op)
 	default:
-		c.fail(fmt.Sprintf("batch holds %v", op))
+		c.fail("batch", "holds "+op.String())
 	}
 }
 
@@ -127,12 +138,9 @@ func (c *cursor) body(r *Record, op Op) {
 }
 
 // take returns the next n bytes, or nil after recording a truncation.
-func (c *cursor) take(n int, what string) []byte {
-	if c.err != nil {
-		return nil
-	}
-	if n < 0 || n > len(c.b) {
-		c.fail("truncated " + what)
+func (c *cursor) take(n int, field string) []byte {
+	if uint(n) > uint(len(c.b)) {
+		c.fail(field, "truncated")
 		return nil
 	}
 	v := c.b[:n:n]
@@ -140,16 +148,19 @@ func (c *cursor) take(n int, what string) []byte {
 	return v
 }
 
-func (c *cursor) byte1(what string) byte {
-	if b := c.take(1, what); b != nil {
-		return b[0]
+func (c *cursor) byte1(field string) byte {
+	if len(c.b) == 0 {
+		c.fail(field, "truncated")
+		return 0
 	}
-	return 0
+	v := c.b[0]
+	c.b = c.b[1:]
+	return v
 }
 
 // size reads a big-endian length or integer of width bytes.
-func (c *cursor) size(width int, what string) uint64 {
-	b := c.take(width, what)
+func (c *cursor) size(width int, field string) uint64 {
+	b := c.take(width, field)
 	switch {
 	case b == nil:
 		return 0
@@ -165,7 +176,7 @@ func (c *cursor) size(width int, what string) uint64 {
 
 // uintBody decodes the value of a uint whose type byte t was already read,
 // enforcing the smallest encoding. ok is false if t is not a uint type.
-func (c *cursor) uintBody(t byte, what string) (v uint64, ok bool) {
+func (c *cursor) uintBody(t byte, field string) (v uint64, ok bool) {
 	var width int
 	var min uint64 // smallest value that needs this width
 	switch t {
@@ -183,36 +194,36 @@ func (c *cursor) uintBody(t byte, what string) (v uint64, ok bool) {
 		}
 		return 0, false
 	}
-	v = c.size(width, what)
-	if c.err == nil && v < min {
-		c.fail("non-canonical " + what)
+	v = c.size(width, field)
+	if !c.bad && v < min {
+		c.fail(field, "non-canonical uint")
 	}
 	return v, true
 }
 
-func (c *cursor) uint(max uint64, what string) uint64 {
-	t := c.byte1(what)
-	if c.err != nil {
+func (c *cursor) uint(max uint64, field string) uint64 {
+	t := c.byte1(field)
+	if c.bad {
 		return 0
 	}
-	v, ok := c.uintBody(t, what)
+	v, ok := c.uintBody(t, field)
 	switch {
 	case !ok:
-		c.fail(what + ": want uint")
+		c.fail(field, "want uint")
 	case v > max:
-		c.fail(what + ": out of range")
+		c.fail(field, "out of range")
 	}
 	return v
 }
 
-func (c *cursor) int(what string) int64 {
-	t := c.byte1(what)
-	if c.err != nil {
+func (c *cursor) int(field string) int64 {
+	t := c.byte1(field)
+	if c.bad {
 		return 0
 	}
-	if v, ok := c.uintBody(t, what); ok {
+	if v, ok := c.uintBody(t, field); ok {
 		if v > math.MaxInt64 {
-			c.fail(what + ": out of range")
+			c.fail(field, "out of range")
 		}
 		return int64(v)
 	}
@@ -222,26 +233,26 @@ func (c *cursor) int(what string) int64 {
 	var v, max int64 // max: largest value that needs this width
 	switch t {
 	case mpInt8:
-		v, max = int64(int8(c.size(1, what))), -33
+		v, max = int64(int8(c.size(1, field))), -33
 	case mpInt16:
-		v, max = int64(int16(c.size(2, what))), math.MinInt8-1
+		v, max = int64(int16(c.size(2, field))), math.MinInt8-1
 	case mpInt32:
-		v, max = int64(int32(c.size(4, what))), math.MinInt16-1
+		v, max = int64(int32(c.size(4, field))), math.MinInt16-1
 	case mpInt64:
-		v, max = int64(c.size(8, what)), math.MinInt32-1
+		v, max = int64(c.size(8, field)), math.MinInt32-1
 	default:
-		c.fail(what + ": want int")
+		c.fail(field, "want int")
 		return 0
 	}
-	if c.err == nil && v > max {
-		c.fail("non-canonical " + what)
+	if !c.bad && v > max {
+		c.fail(field, "non-canonical int")
 	}
 	return v
 }
 
 func (c *cursor) arrayLen() int {
 	t := c.byte1("array")
-	if c.err != nil {
+	if c.bad {
 		return 0
 	}
 	var n, min uint64
@@ -253,19 +264,19 @@ func (c *cursor) arrayLen() int {
 	case t == mpArray32:
 		n, min = c.size(4, "array"), 0x10000
 	default:
-		c.fail("want array")
+		c.fail("array", "want array")
 		return 0
 	}
 	switch {
-	case c.err != nil:
+	case c.bad:
 		return 0
 	case n < min:
-		c.fail("non-canonical array length")
+		c.fail("array", "non-canonical length")
 		return 0
 	case n > uint64(len(c.b)):
 		// Each element takes at least one byte: refuse before anyone
 		// sizes a slice from n.
-		c.fail("array length exceeds payload")
+		c.fail("array", "length exceeds payload")
 		return 0
 	}
 	return int(n)
@@ -273,7 +284,7 @@ func (c *cursor) arrayLen() int {
 
 func (c *cursor) str() []byte {
 	t := c.byte1("userID")
-	if c.err != nil {
+	if c.bad {
 		return nil
 	}
 	var n, min uint64
@@ -287,7 +298,7 @@ func (c *cursor) str() []byte {
 	case t == mpStr32:
 		n, min = c.size(4, "userID"), 0x10000
 	default:
-		c.fail("userID: want str")
+		c.fail("userID", "want str")
 		return nil
 	}
 	return c.blob(n, min, "userID")
@@ -295,7 +306,7 @@ func (c *cursor) str() []byte {
 
 func (c *cursor) bin() []byte {
 	t := c.byte1("data")
-	if c.err != nil {
+	if c.bad {
 		return nil
 	}
 	var n, min uint64
@@ -307,36 +318,31 @@ func (c *cursor) bin() []byte {
 	case mpBin32:
 		n, min = c.size(4, "data"), 0x10000
 	default:
-		c.fail("data: want bin")
+		c.fail("data", "want bin")
 		return nil
 	}
 	return c.blob(n, min, "data")
 }
 
-func (c *cursor) blob(n, min uint64, what string) []byte {
-	if c.err != nil {
+func (c *cursor) blob(n, min uint64, field string) []byte {
+	switch {
+	case c.bad:
+		return nil
+	case n < min:
+		c.fail(field, "non-canonical length")
+		return nil
+	case n > uint64(len(c.b)):
+		c.fail(field, "truncated")
+		return nil
+	case n == 0:
 		return nil
 	}
-	if n < min {
-		c.fail("non-canonical " + what + " length")
-		return nil
-	}
-	if n > uint64(len(c.b)) {
-		c.fail("truncated " + what)
-		return nil
-	}
-	if n == 0 {
-		return nil
-	}
-	return c.take(int(n), what)
+	return c.take(int(n), field)
 }
 
 func (c *cursor) digest() (d [16]byte) {
-	if c.err != nil {
-		return d
-	}
 	if len(c.b) < 2 || c.b[0] != mpBin8 || c.b[1] != byte(len(d)) {
-		c.fail("digest: want bin of 16 bytes")
+		c.fail("digest", "want bin of 16 bytes")
 		return d
 	}
 	c.b = c.b[2:]

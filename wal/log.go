@@ -144,7 +144,8 @@ type cut struct {
 // opts.SkipDamaged. An error from apply stops the replay and is returned
 // wrapped. The next LSN assigned is one above both from and the last LSN in
 // the log, so a log whose records all lie below a snapshot's LSN still
-// continues after that snapshot.
+// continues after that snapshot. A nil apply replays nothing but still
+// checks the log.
 func Open(dir string, opts Options, from uint64, apply func(*Record) error) (*Log, ReplayInfo, error) {
 	if opts.Sync > SyncNo {
 		return nil, ReplayInfo{}, fmt.Errorf("wal: unknown sync policy %d", opts.Sync)
@@ -160,6 +161,9 @@ func Open(dir string, opts Options, from uint64, apply func(*Record) error) (*Lo
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	if apply == nil {
+		apply = func(*Record) error { return nil }
 	}
 	l := &Log{
 		dir:         dir,
@@ -207,7 +211,16 @@ func (l *Log) openCurrent(res replayResult, from uint64) error {
 			}
 			l.cur = t
 		} else {
-			if err := t.f.Close(); err != nil {
+			// It stops being the last segment: trim its preallocated tail
+			// as rotation would have.
+			err := t.f.Truncate(t.size)
+			if err == nil {
+				err = t.f.Sync()
+			}
+			if cerr := t.f.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
 				return err
 			}
 			if t.empty() {

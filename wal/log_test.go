@@ -99,6 +99,10 @@ func TestOpenFromBeyondLogContinuesAfterSnapshot(t *testing.T) {
 	assert.EqualValues(t, 11, r.LSN)
 	require.NoError(t, l.Close())
 	assert.Equal(t, []string{wal.SegmentName(1), wal.SegmentName(11)}, segmentFiles(t, dir))
+	offs := frameOffsets(t, filepath.Join(dir, wal.SegmentName(1)))
+	fi, err := os.Stat(filepath.Join(dir, wal.SegmentName(1)))
+	require.NoError(t, err)
+	assert.EqualValues(t, offs[len(offs)-1], fi.Size(), "the old last segment is trimmed to its data")
 
 	_, got, err := replayAll(t, dir, opts, 10)
 	require.NoError(t, err)
