@@ -1,0 +1,75 @@
+package wal
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// SyncPolicy says when Wait returns, in the terms of Redis's appendfsync.
+type SyncPolicy uint8
+
+const (
+	// SyncEverySecond returns from Wait once the record was written to the
+	// segment file (handed to the operating system) and fsyncs every
+	// SyncInterval: a process crash loses nothing, a power cut at most about
+	// one interval. The default.
+	SyncEverySecond SyncPolicy = iota
+	// SyncAlways returns from Wait after an fsync that covers the record.
+	// Concurrent writers share fsyncs (group commit).
+	SyncAlways
+	// SyncNo returns from Wait at once; the flusher still writes promptly and
+	// the operating system decides when the data reaches the disk.
+	SyncNo
+)
+
+func (p SyncPolicy) String() string {
+	switch p {
+	case SyncEverySecond:
+		return "everysec"
+	case SyncAlways:
+		return "always"
+	case SyncNo:
+		return "no"
+	}
+	return fmt.Sprintf("SyncPolicy(%d)", uint8(p))
+}
+
+// Defaults for zero Options fields.
+const (
+	DefaultSegmentSize  = 64 << 20
+	DefaultSyncInterval = time.Second
+)
+
+// Options configure a Log. The zero value is a safe default: SyncEverySecond,
+// 64 MiB segments, the operating system's file system, slog.Default().
+type Options struct {
+	// Sync is the durability policy.
+	Sync SyncPolicy
+	// SegmentSize is the size at which the log moves on to a new segment
+	// file, which is also the size segments are preallocated to. Zero means
+	// DefaultSegmentSize. A single record larger than this gets a segment
+	// of its own. One spare segment is kept preallocated for the next
+	// rotation, so an open log reserves up to about twice this beyond the
+	// data it holds.
+	SegmentSize int64
+	// SyncInterval is how often SyncEverySecond fsyncs. Zero means
+	// DefaultSyncInterval.
+	SyncInterval time.Duration
+	// SkipDamaged makes Open skip the rest of a damaged segment, logging and
+	// counting it, instead of failing with a *CorruptError. Records after
+	// the damage in that segment are lost. A damaged last segment is
+	// truncated at the damage after the damaged bytes are copied to
+	// "<segment>.damaged", so that appends can go on after it.
+	SkipDamaged bool
+	// FS is the file system; nil means OSFS. Tests inject faults here.
+	FS FS
+	// Logger receives torn-write and damage reports and the failure cause;
+	// nil means slog.Default(). Record contents are never logged.
+	Logger *slog.Logger
+
+	// everysecInFlusher makes the flusher itself fsync every SyncInterval
+	// instead of a separate syncer goroutine. Only the benchmark that
+	// justified the syncer sets it.
+	everysecInFlusher bool
+}
