@@ -119,5 +119,13 @@
 // Any other damage fails Open with a [*CorruptError] naming the file and
 // offset, unless [Options.SkipDamaged] is set.
 //
+// One case that rule cannot tell apart: after a power cut, pages of the last
+// segment written since its last fsync may have reached the disk out of
+// order, leaving zeros (unwritten preallocated space) followed by valid
+// frames. Open reports that as damage. Records acknowledged under SyncAlways
+// never lie in such a hole; under SyncEverySecond and SyncNo the records
+// written since the last fsync may, and SkipDamaged recovers the log up to
+// the hole.
+//
 // A Log is safe for concurrent use. A [Pending] is not.
 package wal

@@ -59,6 +59,7 @@ type CorruptError struct {
 	Err    error  // the underlying cause; may be nil
 }
 
+// Error names the file and offset, never record contents.
 func (e *CorruptError) Error() string {
 	return fmt.Sprintf("wal: corrupt log: %s at offset %d: %s", e.File, e.Offset, e.Reason)
 }

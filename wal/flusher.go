@@ -8,8 +8,11 @@ import (
 )
 
 // maxIdleBatchBuffer bounds the batch buffer the flusher keeps for reuse, so
-// one burst does not pin its peak memory for the life of the log.
-const maxIdleBatchBuffer = 4 << 20
+// one burst (a huge record, a stalled disk) does not pin its peak memory for
+// the life of the log. It is well above the batches SyncNo builds when
+// appends outrun the disk (up to maxBacklog plus one record per writer),
+// which would otherwise be reallocated every time.
+const maxIdleBatchBuffer = 4 * maxBacklog
 
 // flusher is the goroutine that moves batches to disk. It swaps the append
 // side's batch for an empty buffer, writes it with one write call (more only
@@ -61,6 +64,7 @@ func (l *Log) flusher() {
 			continue
 		}
 		if len(buf) > 0 {
+			l.writtenBytes.Add(uint64(len(buf)))
 			l.writtenLSN.Store(last)
 			if l.opts.Sync != SyncAlways {
 				l.broadcast()

@@ -26,16 +26,19 @@ type Log struct {
 	tailFirst  uint64 // first LSN of the segment the next append lands in, if it is fresh
 	syncReq    uint64 // Sync asks the flusher to fsync through this LSN
 	closing    bool
-	appended   uint64 // frame bytes appended since Open
 
 	kick chan struct{} // wakes the flusher; capacity 1
 
 	// Progress, readable without locks.
 	lastLSN    atomic.Uint64
 	writtenLSN atomic.Uint64
-	durableLSN atomic.Uint64
-	failure    atomic.Pointer[error]
-	stopped    atomic.Bool // the flusher has exited
+	// Frame bytes appended and written since Open; their difference is
+	// what SyncNo lets run ahead of the disk.
+	appendedBytes atomic.Uint64
+	writtenBytes  atomic.Uint64
+	durableLSN    atomic.Uint64
+	failure       atomic.Pointer[error]
+	stopped       atomic.Bool // the flusher has exited
 
 	// Wait and Sync sleep on waitCond; it is broadcast whenever writtenLSN,
 	// durableLSN, failure or stopped change.
@@ -214,7 +217,7 @@ func (l *Log) Append(p *Pending) (uint64, error) {
 	}
 	n := len(l.batch)
 	l.batch = p.appendTo(l.batch, lsn)
-	l.appended += uint64(len(l.batch) - n)
+	l.appendedBytes.Add(uint64(len(l.batch) - n))
 	l.last = lsn
 	l.lastLSN.Store(lsn)
 	l.mu.Unlock()
@@ -234,26 +237,24 @@ func (l *Log) wake() {
 
 // Wait blocks until the record with the given LSN is as safe as the sync
 // policy promises: covered by an fsync (SyncAlways), written to the file
-// (SyncEverySecond), or not at all (SyncNo). It returns nil if it got there,
-// and otherwise the log's failure (wrapping ErrFailed and the cause): that
-// record did not make it. Wait(0) returns nil; waiting for an LSN that was
-// never assigned is an error.
+// (SyncEverySecond), or not at all (SyncNo, unless appends have run more than
+// 8 MiB ahead of the disk: then it waits for the write, as backpressure).
+// It returns nil if it got there, and otherwise the log's failure (wrapping
+// ErrFailed and the cause): that record did not make it. Wait(0) returns nil;
+// waiting for an LSN that was never assigned is an error.
 func (l *Log) Wait(lsn uint64) error {
-	if l.reached(lsn) {
+	if l.covered(lsn) {
 		return nil
 	}
 	if lsn > l.lastLSN.Load() {
 		return fmt.Errorf("wal: Wait for LSN %d, beyond the last assigned %d", lsn, l.lastLSN.Load())
 	}
-	if l.opts.Sync == SyncNo {
-		if l.writtenLSN.Load() < lsn {
-			return l.err()
-		}
-		return nil
+	if l.opts.Sync == SyncNo && l.appendedBytes.Load()-l.writtenBytes.Load() <= maxBacklog {
+		return l.err()
 	}
 	l.waitMu.Lock()
 	defer l.waitMu.Unlock()
-	for !l.reached(lsn) {
+	for !l.covered(lsn) {
 		if err := l.err(); err != nil {
 			return err
 		}
@@ -265,15 +266,17 @@ func (l *Log) Wait(lsn uint64) error {
 	return nil
 }
 
-// reached reports whether lsn is where Wait promises it to be.
-func (l *Log) reached(lsn uint64) bool {
-	switch l.opts.Sync {
-	case SyncAlways:
+// maxBacklog is how far SyncNo lets appends run ahead of the disk: past it,
+// Wait waits for the write, so a slow disk slows writers down (outside their
+// locks) instead of growing the batch without bound.
+const maxBacklog = 8 << 20
+
+// covered reports whether lsn has been fsynced (SyncAlways) or written.
+func (l *Log) covered(lsn uint64) bool {
+	if l.opts.Sync == SyncAlways {
 		return l.durableLSN.Load() >= lsn
-	case SyncEverySecond:
-		return l.writtenLSN.Load() >= lsn
 	}
-	return lsn == 0
+	return l.writtenLSN.Load() >= lsn
 }
 
 // Sync writes and fsyncs every record appended so far, whatever the policy,

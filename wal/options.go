@@ -19,10 +19,14 @@ const (
 	// Concurrent writers share fsyncs (group commit).
 	SyncAlways
 	// SyncNo returns from Wait at once; the flusher still writes promptly and
-	// the operating system decides when the data reaches the disk.
+	// the operating system decides when the data reaches the disk. Only if
+	// appends run more than 8 MiB ahead of the writes does Wait wait for
+	// its record to be written, so that a stalled disk slows writers down
+	// instead of growing memory without bound.
 	SyncNo
 )
 
+// String returns Redis's name for the policy: always, everysec or no.
 func (p SyncPolicy) String() string {
 	switch p {
 	case SyncEverySecond:

@@ -18,6 +18,7 @@ const (
 	OpBatch Op = 4
 )
 
+// String returns the op's name as used in error messages.
 func (o Op) String() string {
 	switch o {
 	case OpPut:

@@ -76,11 +76,11 @@ func (s Stats) RecordsPerFsync() float64 {
 func (l *Log) Stats() Stats {
 	l.mu.Lock()
 	st := Stats{
-		LastLSN:       l.last,
-		BytesAppended: l.appended,
-		Records:       l.last - l.startLSN,
+		LastLSN: l.last,
+		Records: l.last - l.startLSN,
 	}
 	l.mu.Unlock()
+	st.BytesAppended = l.appendedBytes.Load()
 	st.WrittenLSN = l.writtenLSN.Load()
 	st.DurableLSN = l.durableLSN.Load()
 	st.Writes = l.writes.Load()

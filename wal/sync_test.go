@@ -3,6 +3,7 @@ package wal_test
 import (
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -181,5 +182,41 @@ func TestAppendDoesNotAllocate(t *testing.T) {
 		}
 	})
 	assert.Zero(t, allocs, "Pending.Encode reuses its buffer")
+	require.NoError(t, l.Close())
+}
+
+// TestSyncNoBackpressure stalls the disk and lets appends run more than the
+// backlog limit ahead: Wait must then wait for the write instead of letting
+// memory grow. A Wait that returned early would see its record unwritten.
+func TestSyncNoBackpressure(t *testing.T) {
+	wal.VerifyNoLeaks(t)
+	fsys := &waltest.FS{NoSync: true}
+	var armed atomic.Bool
+	release := make(chan struct{})
+	fsys.BeforeWrite = func(path string, off int64, n int) error {
+		if filepath.Ext(path) == ".wal" && armed.CompareAndSwap(true, false) {
+			<-release
+		}
+		return nil
+	}
+	l, _, _ := openLog(t, t.TempDir(), wal.Options{Sync: wal.SyncNo, SegmentSize: 64 << 20, FS: fsys}, 0)
+	armed.Store(true)
+	r := wal.Record{Op: wal.OpPut, Data: make([]byte, 1<<20)}
+	var p wal.Pending
+	require.NoError(t, p.Encode(&r))
+	var last uint64
+	for i := 0; i < 10; i++ {
+		lsn, err := l.Append(&p)
+		require.NoError(t, err)
+		last = lsn
+	}
+	written := make(chan uint64)
+	go func() {
+		err := l.Wait(last)
+		assert.NoError(t, err)
+		written <- l.Stats().WrittenLSN
+	}()
+	close(release)
+	assert.GreaterOrEqual(t, <-written, last, "Wait returned before its record was written")
 	require.NoError(t, l.Close())
 }
