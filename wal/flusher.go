@@ -71,7 +71,7 @@ func (l *Log) flusher() {
 			}
 		}
 		l.recycle(buf)
-		if l.opts.Sync == SyncAlways || syncReq > l.durableLSN.Load() {
+		if (l.opts.Sync == SyncAlways && len(buf) > 0) || syncReq > l.durableLSN.Load() {
 			if l.syncCurrent() == nil {
 				l.broadcast()
 			}
@@ -153,22 +153,15 @@ func (l *Log) writeFrames(chunk []byte, lsn *uint64) error {
 }
 
 // fitFrames returns the length and count of the longest run of whole frames
-// at the start of chunk that fits in room bytes.
+// at the start of chunk that fits in room bytes. It reads frame headers only.
 func fitFrames(chunk []byte, room int64) (n int, k uint64) {
-	if int64(len(chunk)) <= room {
-		// The common case; count frames only when splitting.
-		for off := 0; off < len(chunk); off += frameLen(chunk[off:]) {
-			k++
-		}
-		return len(chunk), k
-	}
-	for off := 0; off < len(chunk); {
-		f := frameLen(chunk[off:])
-		if int64(off+f) > room {
+	for n < len(chunk) {
+		f := frameLen(chunk[n:])
+		if int64(n+f) > room {
 			break
 		}
-		off += f
-		n, k = off, k+1
+		n += f
+		k++
 	}
 	return n, k
 }

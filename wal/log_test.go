@@ -136,6 +136,9 @@ func TestFileModes(t *testing.T) {
 	assert.Equal(t, os.FileMode(0o700), fi.Mode().Perm())
 	segs := segmentFiles(t, dir)
 	require.Greater(t, len(segs), 1)
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	assert.Len(t, entries, len(segs), "Close leaves segments only, no spare")
 	for _, name := range segs {
 		fi, err := os.Stat(filepath.Join(dir, name))
 		require.NoError(t, err)
