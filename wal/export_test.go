@@ -1,12 +1,39 @@
 package wal
 
 import (
+	"fmt"
 	"math/rand/v2"
+	"os"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
 )
+
+// TestMain backs up the per-test VerifyNoLeaks: no goroutine of this package
+// may outlive the tests and benchmarks of the binary.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if leaked := waitForNoWALGoroutines(5 * time.Second); len(leaked) > 0 {
+		fmt.Fprintf(os.Stderr, "%d goroutines leaked:\n%s\n", len(leaked), strings.Join(leaked, "\n\n"))
+		code = 1
+	}
+	os.Exit(code)
+}
+
+// waitForNoWALGoroutines returns the package's live goroutines once none are
+// left or the timeout passes. Close waits for its goroutines to finish their
+// work, but one may not have returned yet, so the check retries briefly.
+func waitForNoWALGoroutines(timeout time.Duration) []string {
+	deadline := time.Now().Add(timeout)
+	for {
+		leaked := walGoroutines()
+		if len(leaked) == 0 || time.Now().After(deadline) {
+			return leaked
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
 
 // Test hooks for package wal_test.
 
@@ -21,22 +48,12 @@ func SegmentName(first uint64) string { return segmentName(first) }
 const SegmentHeaderSize = segmentHeaderSize
 
 // VerifyNoLeaks fails t if, once t's cleanups run, any goroutine of this
-// package is still alive. Close waits for its goroutines to finish their
-// work, but one may not have returned yet, so the check retries briefly.
+// package is still alive.
 func VerifyNoLeaks(t testing.TB) {
 	t.Helper()
 	t.Cleanup(func() {
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			leaked := walGoroutines()
-			if len(leaked) == 0 {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Errorf("%d goroutines leaked:\n%s", len(leaked), strings.Join(leaked, "\n\n"))
-				return
-			}
-			time.Sleep(time.Millisecond)
+		if leaked := waitForNoWALGoroutines(5 * time.Second); len(leaked) > 0 {
+			t.Errorf("%d goroutines leaked:\n%s", len(leaked), strings.Join(leaked, "\n\n"))
 		}
 	})
 }
