@@ -142,7 +142,13 @@ func (l *Log) openCurrent(res replayResult, from uint64) error {
 	l.segs = res.segs
 	if t := res.tail; t != nil {
 		if t.next == next {
-			if err := t.f.Preallocate(l.opts.SegmentSize); err != nil {
+			// The sync makes DurableLSN true from the start: a crashed
+			// process may have left its last writes in the page cache only.
+			err := t.f.Preallocate(l.opts.SegmentSize)
+			if err == nil {
+				err = t.f.Sync()
+			}
+			if err != nil {
 				t.f.Close()
 				return err
 			}
