@@ -294,12 +294,17 @@ func (e *Engine) RevokeUser(user string) (int, error) {
 			idx = append(idx, uk.shard)
 		}
 		unlock := e.lockShards(idx...)
-		n := 0
+		n, moved := 0, false
 		for _, uk := range keys {
 			s := &e.shards[uk.shard].Shard
 			h := shard.Hash(&uk.key)
 			r := s.Lookup(&uk.key, h)
-			if r.IsZero() || r.UserID() != user || r.Created() > start {
+			if r.IsZero() {
+				// Deleted, or rotated to a key the next listing holds.
+				moved = true
+				continue
+			}
+			if r.UserID() != user || r.Created() > start {
 				continue
 			}
 			e.forget(uk.shard, r)
@@ -309,7 +314,7 @@ func (e *Engine) RevokeUser(user string) (int, error) {
 		unlock()
 		e.stats.deleted.Add(uint64(n))
 		total += n
-		if n == 0 {
+		if !moved {
 			return total, nil
 		}
 	}
