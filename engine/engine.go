@@ -31,6 +31,9 @@ type Engine struct {
 	users userIndex
 	stats counters
 
+	jr       *journal // nil in memory
+	recovery RecoveryStats
+
 	stop chan struct{}
 	wg   sync.WaitGroup
 }
@@ -59,20 +62,27 @@ func Open(opts Options) (*Engine, error) {
 		e.clock = new(Clock)
 		e.clock.Set(time.Now())
 	}
+	if o.Dir != "" {
+		if err := e.openJournal(); err != nil {
+			return nil, err
+		}
+	}
 	e.wg.Add(1)
 	go e.janitor(ownClock)
 	return e, nil
 }
 
-// Close stops the engine's goroutines. Later calls return ErrClosed, as does
-// every other method once Close has begun.
+// Close stops the engine's goroutines and, for a persistent engine, writes
+// and fsyncs the log and releases the data directory. It returns the first
+// error. Later calls return ErrClosed, as does every other method once Close
+// has begun; writes already under way finish or fail with ErrClosed.
 func (e *Engine) Close() error {
 	if e.closed.Swap(true) {
 		return ErrClosed
 	}
 	close(e.stop)
 	e.wg.Wait()
-	return nil
+	return e.closeJournal()
 }
 
 // shardOf returns the shard for a key hash. The low 16 bits pick it, so a
@@ -100,6 +110,10 @@ func (e *Engine) Stats() Stats {
 	}
 	for i := range e.shards {
 		st.ShardSizes[i] = e.shards[i].Len()
+	}
+	if e.jr != nil {
+		st.WAL = e.jr.log.Stats()
+		st.Recovery = e.recovery
 	}
 	return st
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/sesscache/sesscache/token"
+	"github.com/sesscache/sesscache/wal"
 )
 
 // Sentinel errors, compared with errors.Is. None of them, nor any error the
@@ -27,6 +28,17 @@ var (
 	ErrMalformedToken = token.ErrMalformed
 	// ErrInvalid: an argument is out of range, such as a negative timeout.
 	ErrInvalid = errors.New("sesscache: invalid argument")
+	// ErrReadOnly: an earlier write to the log failed (disk full, I/O error,
+	// failed fsync), so the engine refuses writes; reads go on. The error
+	// also wraps the cause. Reopening the directory recovers every write
+	// that was acknowledged.
+	ErrReadOnly = errors.New("sesscache: engine is read-only after a log write failed")
+	// ErrLocked: another engine holds the data directory.
+	ErrLocked = errors.New("sesscache: data directory locked")
+	// ErrCorrupt: the data directory holds damage that recovery will not
+	// repair by itself; the error names the file and offset. See
+	// Options.SkipDamaged.
+	ErrCorrupt = wal.ErrCorrupt
 )
 
 type expiredError struct{}

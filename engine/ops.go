@@ -6,6 +6,7 @@ import (
 
 	"github.com/sesscache/sesscache/shard"
 	"github.com/sesscache/sesscache/token"
+	"github.com/sesscache/sesscache/wal"
 )
 
 // parse turns a presented ID into its key and hash, rejecting anything this
@@ -30,8 +31,11 @@ func (e *Engine) Get(id string) (Session, error) {
 	if err != nil {
 		return Session{}, err
 	}
-	s, _ := e.shardOf(h)
+	s, si := e.shardOf(h)
 	r := s.Lookup(&k, h)
+	if r.IsZero() && s.Colds() > 0 {
+		r = e.promote(s, si, &k, h)
+	}
 	if r.IsZero() {
 		e.stats.misses.Add(1)
 		return Session{}, ErrNotFound
@@ -44,6 +48,9 @@ func (e *Engine) Get(id string) (Session, error) {
 	if now > la {
 		r.Touch(now)
 		la = now
+		if e.jr != nil && r.ClaimLog(now, e.jr.touchSecs) {
+			e.logTouch(r, now)
+		}
 	}
 	e.stats.hits.inc()
 	return makeSession(id, r, la), nil
@@ -59,8 +66,8 @@ func (e *Engine) missExpired(r shard.Rec) error {
 }
 
 // Create stores a new session and returns it with its freshly generated ID.
-// It returns ErrTooLarge, ErrFull, ErrInvalid or ErrClosed, and then stores
-// nothing.
+// It returns ErrTooLarge, ErrFull, ErrInvalid, ErrReadOnly or ErrClosed, and
+// then stores nothing (but see ErrReadOnly).
 func (e *Engine) Create(o CreateOptions) (Session, error) {
 	if e.closed.Load() {
 		return Session{}, ErrClosed
@@ -87,11 +94,17 @@ func (e *Engine) Create(o CreateOptions) (Session, error) {
 		e.live.Add(1)
 	}
 	now := e.clock.nanos()
-	meta := shard.Meta{Version: 1, Created: now, Idle: int64(idle), Absolute: satAdd(now, int64(abs))}
+	p := e.pending()
+	defer release(p)
 	for {
 		k := shard.Key(token.New())
 		h := shard.Hash(&k)
+		meta := shard.Meta{Version: 1, Created: now, Idle: int64(idle), Absolute: satAdd(now, int64(abs)), Hint: uint16(h)}
 		r := shard.NewRec(&k, meta, now, o.UserID, o.Data)
+		if err := encodePut(p, r, wal.Key{Digest: digestOf(&k), Hint: uint16(h)}); err != nil {
+			e.live.Add(-1)
+			return Session{}, err
+		}
 		s, si := e.shardOf(h)
 		s.Lock()
 		if !s.Lookup(&k, h).IsZero() {
@@ -99,12 +112,21 @@ func (e *Engine) Create(o CreateOptions) (Session, error) {
 			s.Unlock()
 			continue
 		}
+		lsn, err := e.appendLocked(p)
+		if err != nil {
+			s.Unlock()
+			e.live.Add(-1)
+			return Session{}, err
+		}
 		s.Insert(h, r)
 		if o.UserID != "" {
 			e.users.add(o.UserID, k, si)
 		}
 		s.Unlock()
 		e.stats.created.Add(1)
+		if err := e.wait(lsn); err != nil {
+			return Session{}, err
+		}
 		return makeSession(token.ID(k).String(), r, now), nil
 	}
 }
@@ -137,9 +159,12 @@ func (e *Engine) Update(id string, version uint64, fn func(Session) ([]byte, err
 	if err != nil {
 		return Session{}, err
 	}
-	s, _ := e.shardOf(h)
+	s, si := e.shardOf(h)
+	p := e.pending()
+	defer release(p)
+	var key wal.Key
 	for {
-		r, err := e.findLive(s, &k, h)
+		r, err := e.findLive(s, si, &k, h)
 		if err != nil {
 			return Session{}, err
 		}
@@ -153,8 +178,16 @@ func (e *Engine) Update(id string, version uint64, fn func(Session) ([]byte, err
 		if err := e.checkSizes("", data); err != nil {
 			return Session{}, err
 		}
+		now := e.clock.nanos()
 		m := r.Meta()
 		m.Version++
+		nr := r.With(&k, m, now, data)
+		if p != nil && key == (wal.Key{}) {
+			key = diskKey(r)
+		}
+		if err := encodePut(p, nr, key); err != nil {
+			return Session{}, err
+		}
 		s.Lock()
 		if s.Lookup(&k, h) != r {
 			s.Unlock()
@@ -163,22 +196,38 @@ func (e *Engine) Update(id string, version uint64, fn func(Session) ([]byte, err
 			}
 			continue
 		}
-		now := e.clock.nanos()
 		if r.Deadline(r.LastAccess()) <= now {
 			s.Unlock()
 			return Session{}, e.missExpired(r)
 		}
-		nr := r.With(&k, m, now, data)
+		lsn, err := e.appendLocked(p)
+		if err != nil {
+			s.Unlock()
+			return Session{}, err
+		}
 		s.Replace(r, h, nr)
 		s.Unlock()
+		if err := e.wait(lsn); err != nil {
+			return Session{}, err
+		}
 		return makeSession(id, nr, nr.LastAccess()), nil
 	}
 }
 
-// findLive finds the live session under k without locking: present, not an
-// alias, not past its deadline.
-func (e *Engine) findLive(s *shard.Shard, k *shard.Key, h uint64) (shard.Rec, error) {
+// find returns the record under raw ID k, promoting a recovered session that
+// is still keyed by its digest; the zero Rec if there is none.
+func (e *Engine) find(s *shard.Shard, si int, k *shard.Key, h uint64) shard.Rec {
 	r := s.Lookup(k, h)
+	if r.IsZero() && s.Colds() > 0 {
+		r = e.promote(s, si, k, h)
+	}
+	return r
+}
+
+// findLive finds the live session under k: present, not an alias, not past
+// its deadline.
+func (e *Engine) findLive(s *shard.Shard, si int, k *shard.Key, h uint64) (shard.Rec, error) {
+	r := e.find(s, si, k, h)
 	if r.IsZero() || r.Flags()&shard.FlagAlias != 0 {
 		return shard.Rec{}, ErrNotFound
 	}
@@ -199,20 +248,40 @@ func (e *Engine) Delete(id string) error {
 		return err
 	}
 	s, si := e.shardOf(h)
-	s.Lock()
-	defer s.Unlock()
-	r := s.Lookup(&k, h)
+	r := e.find(s, si, &k, h)
 	if r.IsZero() || r.Flags()&shard.FlagAlias != 0 {
 		return ErrNotFound
+	}
+	p := e.pending()
+	defer release(p)
+	if err := encodeDelete(p, diskKey(r)); err != nil {
+		return err
+	}
+	s.Lock()
+	if r = s.Lookup(&k, h); r.IsZero() {
+		s.Unlock()
+		return ErrNotFound
+	}
+	lsn, err := e.appendLocked(p)
+	if err != nil {
+		s.Unlock()
+		return err
 	}
 	expired := r.Deadline(r.LastAccess()) <= e.clock.nanos()
 	e.forget(si, r)
 	s.Remove(r, h)
+	s.Unlock()
 	if expired {
 		e.stats.expired.Add(1)
+	} else {
+		e.stats.deleted.Add(1)
+	}
+	if err := e.wait(lsn); err != nil {
+		return err
+	}
+	if expired {
 		return ErrExpired
 	}
-	e.stats.deleted.Add(1)
 	return nil
 }
 
@@ -229,8 +298,10 @@ func (e *Engine) Rotate(id string) (Session, error) {
 		return Session{}, err
 	}
 	s1, i1 := e.shardOf(h)
+	p := e.pending()
+	defer release(p)
 	for {
-		r, err := e.findLive(s1, &k, h)
+		r, err := e.findLive(s1, i1, &k, h)
 		if err != nil {
 			return Session{}, err
 		}
@@ -239,12 +310,27 @@ func (e *Engine) Rotate(id string) (Session, error) {
 		s2, i2 := e.shardOf(nh)
 		m := r.Meta()
 		m.Version++
+		m.Hint = uint16(nh)
+		nr := r.With(&nk, m, e.clock.nanos(), r.Data())
+		if p != nil {
+			err := p.Encode(&wal.Record{Op: wal.OpBatch, Ops: []wal.Record{
+				{Op: wal.OpDelete, Key: diskKey(r)},
+				putRecord(nr, wal.Key{Digest: digestOf(&nk), Hint: uint16(nh)}),
+			}})
+			if err != nil {
+				return Session{}, err
+			}
+		}
 		unlock := e.lockShards(i1, i2)
 		if s1.Lookup(&k, h) != r || !s2.Lookup(&nk, nh).IsZero() {
 			unlock()
 			continue
 		}
-		nr := r.With(&nk, m, e.clock.nanos(), r.Data())
+		lsn, err := e.appendLocked(p)
+		if err != nil {
+			unlock()
+			return Session{}, err
+		}
 		s1.Remove(r, h)
 		s2.Insert(nh, nr)
 		if u := r.UserID(); u != "" {
@@ -253,6 +339,9 @@ func (e *Engine) Rotate(id string) (Session, error) {
 		}
 		unlock()
 		e.stats.deleted.Add(1)
+		if err := e.wait(lsn); err != nil {
+			return Session{}, err
+		}
 		return makeSession(token.ID(nk).String(), nr, nr.LastAccess()), nil
 	}
 }
@@ -274,6 +363,7 @@ func (e *Engine) lockShards(idx ...int) func() {
 
 // RevokeUser deletes every session owned by user that existed when it was
 // called, including any rotated meanwhile, and returns how many it deleted.
+// The deletions are logged as one record, so recovery applies all or none.
 // Sessions the user creates while it runs may survive.
 func (e *Engine) RevokeUser(user string) (int, error) {
 	if e.closed.Load() {
@@ -284,21 +374,21 @@ func (e *Engine) RevokeUser(user string) (int, error) {
 	}
 	start := e.clock.nanos()
 	total := 0
+	p := e.pending()
+	defer release(p)
+	type doomed struct {
+		r  shard.Rec
+		si int
+		h  uint64
+	}
 	for {
-		keys := e.users.list(user)
-		if len(keys) == 0 {
-			return total, nil
-		}
-		idx := make([]int, 0, len(keys))
-		for _, uk := range keys {
-			idx = append(idx, uk.shard)
-		}
-		unlock := e.lockShards(idx...)
-		n, moved := 0, false
-		for _, uk := range keys {
-			s := &e.shards[uk.shard].Shard
+		var victims []doomed
+		var dels []wal.Record
+		var idx []int
+		moved := false
+		for _, uk := range e.users.list(user) {
 			h := shard.Hash(&uk.key)
-			r := s.Lookup(&uk.key, h)
+			r := e.shards[uk.shard].Lookup(&uk.key, h)
 			if r.IsZero() {
 				// Deleted, or rotated to a key the next listing holds.
 				moved = true
@@ -307,17 +397,56 @@ func (e *Engine) RevokeUser(user string) (int, error) {
 			if r.UserID() != user || r.Created() > start {
 				continue
 			}
-			e.forget(uk.shard, r)
-			s.Remove(r, h)
-			n++
+			victims = append(victims, doomed{r, uk.shard, h})
+			idx = append(idx, uk.shard)
+			if p != nil {
+				dels = append(dels, wal.Record{Op: wal.OpDelete, Key: diskKey(r)})
+			}
 		}
-		unlock()
-		e.stats.deleted.Add(uint64(n))
-		total += n
+		if len(victims) > 0 {
+			if p != nil {
+				if err := p.Encode(&wal.Record{Op: wal.OpBatch, Ops: dels}); err != nil {
+					return total, err
+				}
+			}
+			unlock := e.lockShards(idx...)
+			changed := false
+			for _, v := range victims {
+				if e.shards[v.si].Lookup(ptrKey(v.r), v.h) != v.r {
+					changed = true
+					break
+				}
+			}
+			if changed {
+				unlock()
+				continue
+			}
+			lsn, err := e.appendLocked(p)
+			if err != nil {
+				unlock()
+				return total, err
+			}
+			for _, v := range victims {
+				e.forget(v.si, v.r)
+				e.shards[v.si].Remove(v.r, v.h)
+			}
+			unlock()
+			e.stats.deleted.Add(uint64(len(victims)))
+			total += len(victims)
+			if err := e.wait(lsn); err != nil {
+				return total, err
+			}
+		}
 		if !moved {
 			return total, nil
 		}
 	}
+}
+
+// ptrKey returns a pointer to a copy of r's key.
+func ptrKey(r shard.Rec) *shard.Key {
+	k := r.Key()
+	return &k
 }
 
 // Range calls fn for each live session until fn returns false. It sees each

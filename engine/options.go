@@ -2,16 +2,72 @@ package engine
 
 import (
 	"fmt"
+	"log/slog"
 	"math/bits"
 	"runtime"
 	"time"
 
 	"github.com/sesscache/sesscache/shard"
+	"github.com/sesscache/sesscache/wal"
+)
+
+// SyncPolicy says when a write returns relative to the disk, in the terms of
+// Redis's appendfsync. See the constants.
+type SyncPolicy = wal.SyncPolicy
+
+// Sync policies. Whatever the policy, the log's order for any one session is
+// the order in which memory saw the writes, and recovery never revives an
+// expired session.
+const (
+	// SyncEverySecond, the default: a write returns once its log record is
+	// handed to the operating system, and the log is fsynced every second.
+	// A process crash loses nothing that was acknowledged; a power cut or
+	// kernel crash loses at most about the last second.
+	SyncEverySecond = wal.SyncEverySecond
+	// SyncAlways: a write returns after an fsync covers its record; many
+	// concurrent writers share one fsync (group commit). Nothing that was
+	// acknowledged is lost, even to a power cut.
+	SyncAlways = wal.SyncAlways
+	// SyncNo: a write returns at once and the operating system decides when
+	// to write. A process crash can lose the writes of the last moments.
+	SyncNo = wal.SyncNo
 )
 
 // Options configures an Engine. The zero value is a safe, fast in-memory
 // store; every field documents its default.
 type Options struct {
+	// Dir turns persistence on: the engine logs every write to a write-ahead
+	// log under Dir and recovers from it on Open. Empty means in memory
+	// only. The directory is created (mode 0700) if missing and locked
+	// against a second engine.
+	Dir string
+
+	// Sync is the durability policy of a persistent engine. Default
+	// SyncEverySecond.
+	Sync SyncPolicy
+
+	// SegmentSize is the size of a log segment file. Default 64 MiB.
+	SegmentSize int64
+
+	// SkipDamaged makes recovery skip the rest of a damaged log segment,
+	// with a logged warning, instead of failing Open with ErrCorrupt. The
+	// records after the damage in that segment are lost. A torn write at
+	// the very end of the log is always repaired, with or without it.
+	SkipDamaged bool
+
+	// TouchLogInterval is how far the last access must move before a Get
+	// logs it. A restart may end an idle session early by up to this much;
+	// it never revives an expired one. Default 1 minute; at least 1 second.
+	TouchLogInterval time.Duration
+
+	// Logger receives recovery reports and write failures; nil means
+	// slog.Default(). Session IDs are never logged.
+	Logger *slog.Logger
+
+	// FS replaces the file system under the log, for fault-injection tests
+	// (see package wal/waltest). Nil means the operating system's.
+	FS wal.FS
+
 	// IdleTimeout ends a session that has not been used for this long.
 	// Default 30 minutes. A session may override it at creation.
 	IdleTimeout time.Duration
@@ -58,6 +114,7 @@ const (
 	defaultMaxUserID   = 256
 	defaultResolution  = 10 * time.Millisecond
 	defaultReapBudget  = 256
+	defaultTouchLog    = time.Minute
 	minShards          = 64
 	maxShards          = 1 << 16 // a shard is chosen by the 16-bit hint stored on disk
 	maxDataSizeAllowed = shard.MaxData
@@ -67,7 +124,7 @@ const (
 // error naming the first field out of range.
 func (o Options) withDefaults() (Options, error) {
 	switch {
-	case o.IdleTimeout < 0, o.AbsoluteTimeout < 0, o.ClockResolution < 0:
+	case o.IdleTimeout < 0, o.AbsoluteTimeout < 0, o.ClockResolution < 0, o.TouchLogInterval < 0, o.SegmentSize < 0:
 		return o, fmt.Errorf("%w: negative duration in Options", ErrInvalid)
 	case o.MaxSessions < 0, o.MaxDataSize < 0, o.MaxUserIDSize < 0, o.Shards < 0, o.ReapBudget < 0:
 		return o, fmt.Errorf("%w: negative limit in Options", ErrInvalid)
@@ -77,6 +134,8 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("%w: MaxUserIDSize above %d", ErrInvalid, shard.MaxUserID)
 	case o.Shards > maxShards:
 		return o, fmt.Errorf("%w: Shards above %d", ErrInvalid, maxShards)
+	case o.Sync > SyncNo:
+		return o, fmt.Errorf("%w: unknown Sync policy %d", ErrInvalid, o.Sync)
 	}
 	if o.IdleTimeout == 0 {
 		o.IdleTimeout = defaultIdle
@@ -99,6 +158,13 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.ReapBudget == 0 {
 		o.ReapBudget = defaultReapBudget
+	}
+	if o.TouchLogInterval == 0 {
+		o.TouchLogInterval = defaultTouchLog
+	}
+	o.TouchLogInterval = max(o.TouchLogInterval, time.Second)
+	if o.Logger == nil {
+		o.Logger = slog.Default()
 	}
 	return o, nil
 }

@@ -3,6 +3,8 @@ package engine
 import (
 	"math/rand/v2"
 	"sync/atomic"
+
+	"github.com/sesscache/sesscache/wal"
 )
 
 // Stats is a point-in-time view of an engine's counters. Counters are
@@ -25,6 +27,11 @@ type Stats struct {
 	// ShardSizes holds the number of entries in each shard, forwarding
 	// entries left by rotation included.
 	ShardSizes []int
+	// WAL holds the write-ahead log's counters (zero in memory): records,
+	// bytes, writes, fsyncs and records per fsync, segments on disk.
+	WAL wal.Stats
+	// Recovery describes what Open recovered (zero in memory).
+	Recovery RecoveryStats
 }
 
 // stripes spreads a hot counter over several cache lines so that cores

@@ -37,7 +37,9 @@ const (
 //	72  userLen       uint16
 //	74  flags         uint8
 //	75  (unused)
-//	76  user ID, then data
+//	76  hint          uint16, the 16 hash bits that place the record's ID
+//	78  (unused)
+//	80  user ID, then data
 //
 // The last access lives in the record rather than beside it because every
 // replacement of a record is itself an access: a touch that lands on the old
@@ -55,7 +57,8 @@ const (
 	offLogged       = 68
 	offUserLen      = 72
 	offFlags        = 74
-	recHeader       = 76
+	offHint         = 76
+	recHeader       = 80
 )
 
 // MaxUserID is the longest owner ID a record can hold.
@@ -71,6 +74,10 @@ type Meta struct {
 	Idle     int64 // ns
 	Absolute int64 // absolute deadline, unix ns
 	Flags    uint8
+	// Hint is 16 bits of the hash of the session's raw ID: the engine picks
+	// the shard with them, and a record keyed by a digest keeps them so that
+	// it can be placed again after a restart.
+	Hint uint16
 }
 
 // Rec is a session record: one allocation holding the session's fields, its
@@ -91,6 +98,7 @@ func NewRec(k *Key, m Meta, lastAccess int64, user string, data []byte) Rec {
 	binary.LittleEndian.PutUint32(b[offTotal:], uint32(len(b)))
 	binary.LittleEndian.PutUint16(b[offUserLen:], uint16(len(user)))
 	b[offFlags] = m.Flags
+	binary.LittleEndian.PutUint16(b[offHint:], m.Hint)
 	copy(b[recHeader:], user)
 	copy(b[recHeader+len(user):], data)
 	r := Rec{&b[0]}
@@ -138,9 +146,12 @@ func (r Rec) Absolute() int64 { return int64(binary.LittleEndian.Uint64(r.header
 // Flags returns the record's flags.
 func (r Rec) Flags() uint8 { return r.header()[offFlags] }
 
+// Hint returns the hash bits that place the record's session in a shard.
+func (r Rec) Hint() uint16 { return binary.LittleEndian.Uint16(r.header()[offHint:]) }
+
 // Meta returns the fixed-size fields of r.
 func (r Rec) Meta() Meta {
-	return Meta{Version: r.Version(), Created: r.Created(), Idle: r.Idle(), Absolute: r.Absolute(), Flags: r.Flags()}
+	return Meta{Version: r.Version(), Created: r.Created(), Idle: r.Idle(), Absolute: r.Absolute(), Flags: r.Flags(), Hint: r.Hint()}
 }
 
 // LastAccess returns the last access in unix ns.
@@ -176,7 +187,9 @@ func (r Rec) Data() []byte {
 	h := r.header()
 	total := int(binary.LittleEndian.Uint32(h[offTotal:]))
 	start := recHeader + int(binary.LittleEndian.Uint16(h[offUserLen:]))
-	return unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(r.p), start)), total-start)
+	// Slicing, unlike pointer arithmetic, never forms a pointer past the
+	// allocation when the data is empty.
+	return unsafe.Slice(r.p, total)[start:total:total]
 }
 
 // Deadline returns when r expires given its last access, in unix ns: the

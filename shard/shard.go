@@ -69,11 +69,17 @@ func (s *Shard) Insert(h uint64, r Rec) {
 }
 
 // Replace swaps old, which is stored under hash h, for r, which has the same
-// key and flags and a deadline no earlier. Caller holds the lock.
+// key and flags. Caller holds the lock.
 func (s *Shard) Replace(old Rec, h uint64, r Rec) {
 	bk, i := s.tab.Load().slotOf(old, mix(h, s.seed))
 	s.adopt(old, r)
 	bk.recs[i].Store(r.p)
+	// A later deadline is left for the janitor to find when it pops the
+	// record; an earlier one must move up now or the record would outstay it.
+	if d := ceilSec(r.Deadline(r.LastAccess())); d < *r.u32(offHeapDeadline) {
+		*r.u32(offHeapDeadline) = d
+		heap.Fix(&s.heap, r.heapIdx())
+	}
 }
 
 // Rekey replaces old, stored under hash oldH, with r, stored under its own
