@@ -3,12 +3,14 @@ package engine
 import (
 	"crypto/rand"
 	"encoding/binary"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
 
 	"github.com/sesscache/sesscache/shard"
+	"github.com/sesscache/sesscache/token"
 )
 
 // paddedShard keeps two shards off each other's cache lines (128 bytes
@@ -31,8 +33,11 @@ type Engine struct {
 	users userIndex
 	stats counters
 
-	jr       *journal // nil in memory
-	recovery RecoveryStats
+	jr          *journal // nil in memory
+	recovery    RecoveryStats
+	signer      *token.Signer // nil: unsigned IDs
+	sealer      *sealer       // nil: data in the clear on disk
+	openScratch []byte        // replay's buffer for opening sealed data
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -57,6 +62,14 @@ func Open(opts Options) (*Engine, error) {
 		e.shards[i].Init(binary.LittleEndian.Uint64(seed[:]))
 	}
 	e.users.init(o.Shards)
+	if len(o.SigningKeys) > 0 {
+		if e.signer, err = token.NewSigner(o.SigningKeys...); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+		}
+	}
+	if e.sealer, err = newSealer(o.EncryptionKeys); err != nil {
+		return nil, err
+	}
 	ownClock := e.clock == nil
 	if ownClock {
 		e.clock = new(Clock)

@@ -12,12 +12,26 @@ import (
 // parse turns a presented ID into its key and hash, rejecting anything this
 // store could not have issued before any lookup.
 func (e *Engine) parse(id string) (shard.Key, uint64, error) {
-	k, err := token.Parse(id)
+	var k token.ID
+	var err error
+	if e.signer != nil {
+		k, err = e.signer.Verify(id)
+	} else {
+		k, err = token.Parse(id)
+	}
 	if err != nil {
 		return shard.Key{}, 0, err
 	}
 	sk := shard.Key(k)
 	return sk, shard.Hash(&sk), nil
+}
+
+// tokenOf returns the token a client presents for raw ID k.
+func (e *Engine) tokenOf(k shard.Key) string {
+	if e.signer != nil {
+		return e.signer.Sign(token.ID(k))
+	}
+	return token.ID(k).String()
 }
 
 // Get returns the session with the given ID and records the access, which
@@ -43,7 +57,7 @@ func (e *Engine) Get(id string) (Session, error) {
 	now := e.clock.nanos()
 	la := r.LastAccess()
 	if r.Deadline(la) <= now || r.Flags()&shard.FlagAlias != 0 {
-		return Session{}, e.missExpired(r)
+		return e.getSlow(r, now)
 	}
 	if now > la {
 		r.Touch(now)
@@ -54,6 +68,24 @@ func (e *Engine) Get(id string) (Session, error) {
 	}
 	e.stats.hits.inc()
 	return makeSession(id, r, la), nil
+}
+
+// getSlow finishes a Get that found an expired session or the forwarding
+// entry of a rotated one.
+func (e *Engine) getSlow(r shard.Rec, now int64) (Session, error) {
+	if r.Flags()&shard.FlagAlias == 0 || r.Deadline(r.LastAccess()) <= now {
+		return Session{}, e.missExpired(r)
+	}
+	k := shard.Key(r.Data())
+	h := shard.Hash(&k)
+	s, _ := e.shardOf(h)
+	t := s.Lookup(&k, h)
+	if t.IsZero() || t.Flags()&shard.FlagAlias != 0 || t.Deadline(t.LastAccess()) <= now {
+		e.stats.misses.Add(1)
+		return Session{}, ErrNotFound
+	}
+	e.stats.hits.inc()
+	return Session{id: e.tokenOf(k), rec: t, la: t.LastAccess(), rotated: true}, nil
 }
 
 func (e *Engine) missExpired(r shard.Rec) error {
@@ -101,7 +133,7 @@ func (e *Engine) Create(o CreateOptions) (Session, error) {
 		h := shard.Hash(&k)
 		meta := shard.Meta{Version: 1, Created: now, Idle: int64(idle), Absolute: satAdd(now, int64(abs)), Hint: uint16(h)}
 		r := shard.NewRec(&k, meta, now, o.UserID, o.Data)
-		if err := encodePut(p, r, wal.Key{Digest: digestOf(&k), Hint: uint16(h)}); err != nil {
+		if err := e.encodePut(p, r, wal.Key{Digest: digestOf(&k), Hint: uint16(h)}); err != nil {
 			e.live.Add(-1)
 			return Session{}, err
 		}
@@ -127,7 +159,12 @@ func (e *Engine) Create(o CreateOptions) (Session, error) {
 		if err := e.wait(lsn); err != nil {
 			return Session{}, err
 		}
-		return makeSession(token.ID(k).String(), r, now), nil
+		if o.UserID != "" && e.opts.MaxSessionsPerUser > 0 {
+			if err := e.enforceUserCap(o.UserID, k); err != nil {
+				return Session{}, err
+			}
+		}
+		return makeSession(e.tokenOf(k), r, now), nil
 	}
 }
 
@@ -185,7 +222,7 @@ func (e *Engine) Update(id string, version uint64, fn func(Session) ([]byte, err
 		if p != nil && key == (wal.Key{}) {
 			key = diskKey(r)
 		}
-		if err := encodePut(p, nr, key); err != nil {
+		if err := e.encodePut(p, nr, key); err != nil {
 			return Session{}, err
 		}
 		s.Lock()
@@ -311,12 +348,13 @@ func (e *Engine) Rotate(id string) (Session, error) {
 		m := r.Meta()
 		m.Version++
 		m.Hint = uint16(nh)
-		nr := r.With(&nk, m, e.clock.nanos(), r.Data())
+		now := e.clock.nanos()
+		nr := r.With(&nk, m, now, r.Data())
 		if p != nil {
-			err := p.Encode(&wal.Record{Op: wal.OpBatch, Ops: []wal.Record{
-				{Op: wal.OpDelete, Key: diskKey(r)},
-				putRecord(nr, wal.Key{Digest: digestOf(&nk), Hint: uint16(nh)}),
-			}})
+			put := putRecord(nr, wal.Key{Digest: digestOf(&nk), Hint: uint16(nh)})
+			buf := e.sealer.sealRecord(&put)
+			err := p.Encode(&wal.Record{Op: wal.OpBatch, Ops: []wal.Record{{Op: wal.OpDelete, Key: diskKey(r)}, put}})
+			e.sealer.release(buf)
 			if err != nil {
 				return Session{}, err
 			}
@@ -337,12 +375,18 @@ func (e *Engine) Rotate(id string) (Session, error) {
 			e.users.remove(u, k)
 			e.users.add(u, nk, i2)
 		}
+		if g := int64(e.opts.RotateGrace); g > 0 {
+			// The old ID forwards to the new one, read-only, until the grace
+			// period ends; the janitor reaps the forwarding entry then.
+			s1.Insert(h, shard.NewRec(&k, shard.Meta{Created: now, Idle: g, Absolute: satAdd(now, g),
+				Flags: shard.FlagAlias, Hint: uint16(h)}, now, "", nk[:]))
+		}
 		unlock()
 		e.stats.deleted.Add(1)
 		if err := e.wait(lsn); err != nil {
 			return Session{}, err
 		}
-		return makeSession(token.ID(nk).String(), nr, nr.LastAccess()), nil
+		return makeSession(e.tokenOf(nk), nr, nr.LastAccess()), nil
 	}
 }
 
@@ -474,7 +518,7 @@ func (e *Engine) Range(fn func(Session) bool) error {
 			}
 			id := ""
 			if r.Flags()&shard.FlagCold == 0 {
-				id = token.ID(r.Key()).String()
+				id = e.tokenOf(r.Key())
 			}
 			if !fn(makeSession(id, r, la)) {
 				return nil

@@ -68,6 +68,30 @@ type Options struct {
 	// (see package wal/waltest). Nil means the operating system's.
 	FS wal.FS
 
+	// SigningKeys turns on signed tokens: each ID is issued with an
+	// HMAC-SHA256 tag, and a token whose tag does not verify is rejected as
+	// malformed before any lookup, in constant time. The first key signs;
+	// all verify, so keys rotate by putting the new key first and dropping
+	// the old one after the absolute timeout. Keys are at least 32 bytes.
+	SigningKeys [][]byte
+
+	// EncryptionKeys turns on encryption at rest: session data in log and
+	// snapshot files is sealed with AES-256-GCM under the first key, and
+	// opened with whichever key its record names, so keys rotate the same
+	// way. Recovery fails with ErrEncryptionKey if a needed key is missing
+	// or wrong. Memory holds plaintext.
+	EncryptionKeys []EncryptionKey
+
+	// RotateGrace keeps the old ID of a rotated session working, read-only,
+	// for this long, so that requests already in flight with it succeed
+	// (Session.Rotated reports it). Zero: the old ID stops at once.
+	// Grace entries are not logged; a restart ends them early.
+	RotateGrace time.Duration
+
+	// MaxSessionsPerUser caps the sessions one owner may hold; creating one
+	// more deletes that owner's oldest. Zero means no cap.
+	MaxSessionsPerUser int
+
 	// IdleTimeout ends a session that has not been used for this long.
 	// Default 30 minutes. A session may override it at creation.
 	IdleTimeout time.Duration
@@ -126,7 +150,9 @@ func (o Options) withDefaults() (Options, error) {
 	switch {
 	case o.IdleTimeout < 0, o.AbsoluteTimeout < 0, o.ClockResolution < 0, o.TouchLogInterval < 0, o.SegmentSize < 0:
 		return o, fmt.Errorf("%w: negative duration in Options", ErrInvalid)
-	case o.MaxSessions < 0, o.MaxDataSize < 0, o.MaxUserIDSize < 0, o.Shards < 0, o.ReapBudget < 0:
+	case o.RotateGrace < 0:
+		return o, fmt.Errorf("%w: negative RotateGrace", ErrInvalid)
+	case o.MaxSessions < 0, o.MaxDataSize < 0, o.MaxUserIDSize < 0, o.Shards < 0, o.ReapBudget < 0, o.MaxSessionsPerUser < 0:
 		return o, fmt.Errorf("%w: negative limit in Options", ErrInvalid)
 	case o.MaxDataSize > maxDataSizeAllowed:
 		return o, fmt.Errorf("%w: MaxDataSize above %d", ErrInvalid, maxDataSizeAllowed)

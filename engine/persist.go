@@ -114,13 +114,17 @@ func release(p *wal.Pending) {
 	}
 }
 
-// encodePut encodes a Put of r into p (nil: in memory, nothing to do).
-func encodePut(p *wal.Pending, r shard.Rec, key wal.Key) error {
+// encodePut encodes a Put of r into p (nil: in memory, nothing to do),
+// sealing the data if the engine encrypts at rest.
+func (e *Engine) encodePut(p *wal.Pending, r shard.Rec, key wal.Key) error {
 	if p == nil {
 		return nil
 	}
 	rec := putRecord(r, key)
-	return p.Encode(&rec)
+	buf := e.sealer.sealRecord(&rec)
+	err := p.Encode(&rec)
+	e.sealer.release(buf)
+	return err
 }
 
 func putRecord(r shard.Rec, key wal.Key) wal.Record {
@@ -191,6 +195,10 @@ func (e *Engine) logTouch(r shard.Rec, lastAccess int64) {
 func (e *Engine) apply(rec *wal.Record) error {
 	switch rec.Op {
 	case wal.OpPut:
+		var err error
+		if e.openScratch, err = e.sealer.openRecord(rec, e.openScratch); err != nil {
+			return err
+		}
 		e.replayPut(rec)
 	case wal.OpDelete:
 		if s, si, r, h := e.coldLookup(rec.Key); !r.IsZero() {

@@ -11,15 +11,21 @@ import (
 // immutable record, so a Session stays valid and unchanged after later
 // writes, which store new records. The zero Session has no ID.
 type Session struct {
-	id  string
-	rec shard.Rec
-	la  int64
+	id      string
+	rec     shard.Rec
+	la      int64
+	rotated bool
 }
 
 // ID returns the session's token. It is empty in a session that Range
 // returns for a session recovered from disk whose token no request has
 // presented since: the store keeps only a digest of such IDs.
 func (s Session) ID() string { return s.id }
+
+// Rotated reports that the ID presented was an old one, honoured read-only
+// during Options.RotateGrace after a rotation; ID returns the new token,
+// which the caller should hand to the client in place of the old one.
+func (s Session) Rotated() bool { return s.rotated }
 
 // IsZero reports whether s is the zero Session.
 func (s Session) IsZero() bool { return s.rec.IsZero() }

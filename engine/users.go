@@ -85,3 +85,64 @@ func (x *userIndex) count(user string) int {
 	st.mu.Unlock()
 	return n
 }
+
+// enforceUserCap deletes user's oldest sessions, never keep, until the user
+// holds at most Options.MaxSessionsPerUser. Concurrent creators for one user
+// race to delete the same oldest session, so between them they delete only
+// as many as the cap requires.
+func (e *Engine) enforceUserCap(user string, keep shard.Key) error {
+	limit := e.opts.MaxSessionsPerUser
+	for {
+		keys := e.users.list(user)
+		if len(keys) <= limit {
+			return nil
+		}
+		var victim shard.Rec
+		var vk userKey
+		for _, uk := range keys {
+			if uk.key == keep {
+				continue
+			}
+			r := e.shards[uk.shard].Lookup(&uk.key, shard.Hash(&uk.key))
+			if r.IsZero() {
+				continue
+			}
+			if victim.IsZero() || r.Created() < victim.Created() {
+				victim, vk = r, uk
+			}
+		}
+		if victim.IsZero() {
+			return nil
+		}
+		if err := e.evict(user, vk, victim, limit); err != nil {
+			return err
+		}
+	}
+}
+
+// evict deletes victim, one of user's sessions, if it is still there and the
+// user still holds more than limit sessions.
+func (e *Engine) evict(user string, uk userKey, victim shard.Rec, limit int) error {
+	p := e.pending()
+	defer release(p)
+	if err := encodeDelete(p, diskKey(victim)); err != nil {
+		return err
+	}
+	s := &e.shards[uk.shard].Shard
+	h := shard.Hash(&uk.key)
+	s.Lock()
+	if s.Lookup(&uk.key, h) != victim || e.users.count(user) <= limit {
+		s.Unlock()
+		return nil
+	}
+	lsn, err := e.appendLocked(p)
+	if err != nil {
+		s.Unlock()
+		return err
+	}
+	e.forget(uk.shard, victim)
+	s.Remove(victim, h)
+	s.Unlock()
+	e.stats.deleted.Add(1)
+	return e.wait(lsn)
+}

@@ -1,0 +1,266 @@
+package engine
+
+import (
+	"bytes"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sesscache/sesscache/token"
+)
+
+func signKey(b byte) []byte { return bytes.Repeat([]byte{b}, 32) }
+
+func TestSignedTokens(t *testing.T) {
+	e, _ := open(t, Options{SigningKeys: [][]byte{signKey(1)}})
+	s := mustCreate(t, e, CreateOptions{Data: []byte("d")})
+	require.Len(t, s.ID(), token.SignedLen)
+	got, err := e.Get(s.ID())
+	require.NoError(t, err)
+	assert.Equal(t, s.ID(), got.ID())
+
+	raw := s.ID()[:token.Len]
+	tampered := []byte(s.ID())
+	tampered[len(tampered)-2] ^= 1
+	for name, id := range map[string]string{
+		"unsigned ID":        raw,
+		"tampered tag":       string(tampered),
+		"unknown signed":     mustSignerFor(t, signKey(1)).Sign(token.New()),
+		"signed by stranger": mustSignerFor(t, signKey(7)).Sign(token.ID(mustParse(t, raw))),
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := e.Get(id)
+			if name == "unknown signed" {
+				assert.ErrorIs(t, err, ErrNotFound, "a valid signature on an unknown ID reaches the lookup")
+				return
+			}
+			assert.ErrorIs(t, err, ErrMalformedToken)
+		})
+	}
+
+	r, err := e.Rotate(s.ID())
+	require.NoError(t, err)
+	assert.Len(t, r.ID(), token.SignedLen)
+	_, err = e.Get(r.ID())
+	assert.NoError(t, err)
+}
+
+func mustSignerFor(t *testing.T, keys ...[]byte) *token.Signer {
+	s, err := token.NewSigner(keys...)
+	require.NoError(t, err)
+	return s
+}
+
+func mustParse(t *testing.T, s string) token.ID {
+	id, err := token.Parse(s)
+	require.NoError(t, err)
+	return id
+}
+
+func TestSigningKeyRotationAcrossRestarts(t *testing.T) {
+	dir := t.TempDir()
+	clock := NewManualClock(epoch)
+	old, next := signKey(1), signKey(2)
+	cases := []struct {
+		name    string
+		keys    [][]byte
+		oldOK   bool
+		issueBy []byte
+	}{
+		{"old key only", [][]byte{old}, true, old},
+		{"new key first, old still verifies", [][]byte{next, old}, true, next},
+		{"old key dropped", [][]byte{next}, false, next},
+	}
+	var oldTok string
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e := openDir(t, dir, clock, Options{SigningKeys: c.keys})
+			if i == 0 {
+				oldTok = mustCreate(t, e, CreateOptions{}).ID()
+			}
+			_, err := e.Get(oldTok)
+			if c.oldOK {
+				assert.NoError(t, err)
+			} else {
+				assert.ErrorIs(t, err, ErrMalformedToken)
+			}
+			fresh := mustCreate(t, e, CreateOptions{})
+			_, err = mustSignerFor(t, c.issueBy).Verify(fresh.ID())
+			assert.NoError(t, err, "new tokens carry the first key's tag")
+			require.NoError(t, e.Close())
+		})
+	}
+	_, err := Open(Options{SigningKeys: [][]byte{[]byte("short")}})
+	assert.ErrorIs(t, err, ErrInvalid)
+}
+
+func TestRotateGracePeriod(t *testing.T) {
+	e, clock := open(t, Options{RotateGrace: 5 * time.Second})
+	s := mustCreate(t, e, CreateOptions{UserID: "u", Data: []byte("d")})
+	r, err := e.Rotate(s.ID())
+	require.NoError(t, err)
+
+	got, err := e.Get(s.ID())
+	require.NoError(t, err, "in flight with the old ID during the grace period")
+	assert.True(t, got.Rotated())
+	assert.Equal(t, r.ID(), got.ID(), "the old ID resolves to the new session")
+	assert.Equal(t, []byte("d"), got.Data())
+	fresh, err := e.Get(r.ID())
+	require.NoError(t, err)
+	assert.False(t, fresh.Rotated())
+
+	_, err = e.Update(s.ID(), 0, setData("x"))
+	assert.ErrorIs(t, err, ErrNotFound, "the old ID is read-only")
+	assert.ErrorIs(t, e.Delete(s.ID()), ErrNotFound)
+	_, err = e.Rotate(s.ID())
+	assert.ErrorIs(t, err, ErrNotFound)
+	assert.Equal(t, 1, e.Len(), "the forwarding entry is not a session")
+
+	clock.Advance(5 * time.Second)
+	_, err = e.Get(s.ID())
+	assert.ErrorIs(t, err, ErrNotFound, "gone after the grace period")
+	e.reap()
+	assert.Equal(t, 1, e.shardTotal(), "the janitor reaped the forwarding entry")
+
+	// Revoking the session ends the grace path too.
+	r2, err := e.Rotate(r.ID())
+	require.NoError(t, err)
+	_, err = e.RevokeUser("u")
+	require.NoError(t, err)
+	_, err = e.Get(r.ID())
+	assert.ErrorIs(t, err, ErrNotFound)
+	_, err = e.Get(r2.ID())
+	assert.ErrorIs(t, err, ErrNotFound)
+}
+
+// shardTotal counts every entry in the shards, forwarding entries included.
+func (e *Engine) shardTotal() int {
+	n := 0
+	for _, c := range e.Stats().ShardSizes {
+		n += c
+	}
+	return n
+}
+
+func TestMaxSessionsPerUser(t *testing.T) {
+	e, clock := open(t, Options{MaxSessionsPerUser: 3})
+	var ids []string
+	for range 5 {
+		clock.Advance(time.Second)
+		ids = append(ids, mustCreate(t, e, CreateOptions{UserID: "u"}).ID())
+	}
+	for i, id := range ids {
+		_, err := e.Get(id)
+		if i < 2 {
+			assert.ErrorIs(t, err, ErrNotFound, "session %d is among the oldest", i)
+		} else {
+			assert.NoError(t, err, "session %d", i)
+		}
+	}
+	other := mustCreate(t, e, CreateOptions{UserID: "v"})
+	_, err := e.Get(other.ID())
+	assert.NoError(t, err, "another user's sessions do not count")
+}
+
+func TestMaxSessionsPerUserConcurrent(t *testing.T) {
+	e, _ := open(t, Options{MaxSessionsPerUser: 4})
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 25 {
+				mustCreate(t, e, CreateOptions{UserID: "u"})
+			}
+		}()
+	}
+	wg.Wait()
+	assert.Equal(t, 4, e.users.count("u"), "exactly the cap, never fewer")
+	assert.Equal(t, 4, e.Len())
+}
+
+func encKey(id uint32, b byte) EncryptionKey {
+	return EncryptionKey{ID: id, Key: bytes.Repeat([]byte{b}, 32)}
+}
+
+func TestEncryptionAtRest(t *testing.T) {
+	dir := t.TempDir()
+	clock := NewManualClock(epoch)
+	secret := "credit-card-4111111111111111"
+	e := openDir(t, dir, clock, Options{EncryptionKeys: []EncryptionKey{encKey(1, 0xA1)}})
+	var ids []string
+	for i := range 20 {
+		s := mustCreate(t, e, CreateOptions{Data: []byte(fmt.Sprintf("%s-%d", secret, i))})
+		ids = append(ids, s.ID())
+	}
+	_, err := e.Update(ids[0], 0, setData(secret+"-updated"))
+	require.NoError(t, err)
+	_, err = e.Rotate(ids[1])
+	require.NoError(t, err)
+	require.NoError(t, e.Close())
+	assertNoFileContains(t, dir, secret)
+
+	cases := []struct {
+		name string
+		keys []EncryptionKey
+		ok   bool
+	}{
+		{"same key", []EncryptionKey{encKey(1, 0xA1)}, true},
+		{"new key first, old still opens", []EncryptionKey{encKey(2, 0xB2), encKey(1, 0xA1)}, true},
+		{"no keys", nil, false},
+		{"old key dropped", []EncryptionKey{encKey(2, 0xB2)}, false},
+		{"wrong key under the old ID", []EncryptionKey{encKey(1, 0xEE)}, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e, err := Open(Options{Dir: dir, Clock: clock, EncryptionKeys: c.keys})
+			if !c.ok {
+				require.ErrorIs(t, err, ErrEncryptionKey)
+				assert.NotContains(t, err.Error(), secret)
+				return
+			}
+			require.NoError(t, err)
+			defer e.Close()
+			got, err := e.Get(ids[0])
+			require.NoError(t, err)
+			assert.Equal(t, secret+"-updated", string(got.Data()))
+			got, err = e.Get(ids[5])
+			require.NoError(t, err)
+			assert.Equal(t, secret+"-5", string(got.Data()))
+		})
+	}
+	for name, keys := range map[string][]EncryptionKey{
+		"zero ID":   {encKey(0, 1)},
+		"short key": {{ID: 1, Key: []byte("short")}},
+		"duplicate": {encKey(1, 1), encKey(1, 2)},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := Open(Options{EncryptionKeys: keys})
+			assert.ErrorIs(t, err, ErrInvalid)
+		})
+	}
+}
+
+// assertNoFileContains fails if any file under dir holds s.
+func assertNoFileContains(t *testing.T, dir, s string) {
+	t.Helper()
+	require.NoError(t, filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		require.NoError(t, err)
+		if d.IsDir() {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		require.NoError(t, err)
+		assert.False(t, bytes.Contains(b, []byte(s)), "%s holds %q in the clear", path, s)
+		return nil
+	}))
+	assert.False(t, strings.Contains(dir, s))
+}
