@@ -113,13 +113,15 @@ func (e *Engine) Len() int { return int(e.live.Load()) }
 // Stats returns the engine's counters.
 func (e *Engine) Stats() Stats {
 	st := Stats{
-		Live:       e.Len(),
-		Hits:       e.stats.hits.load(),
-		Misses:     e.stats.misses.Load(),
-		Expired:    e.stats.expired.Load(),
-		Created:    e.stats.created.Load(),
-		Deleted:    e.stats.deleted.Load(),
-		ShardSizes: make([]int, len(e.shards)),
+		Live:    e.Len(),
+		Hits:    e.stats.hits.load(),
+		Misses:  e.stats.misses.Load(),
+		Expired: e.stats.expired.Load(),
+		Created: e.stats.created.Load(),
+		Deleted: e.stats.deleted.Load(),
+
+		BindingMismatches: e.stats.mismatches.Load(),
+		ShardSizes:        make([]int, len(e.shards)),
 	}
 	for i := range e.shards {
 		st.ShardSizes[i] = e.shards[i].Len()

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/sesscache/sesscache/shard"
 	"github.com/sesscache/sesscache/token"
 	"github.com/sesscache/sesscache/wal"
@@ -35,9 +36,26 @@ func (e *Engine) tokenOf(k shard.Key) string {
 }
 
 // Get returns the session with the given ID and records the access, which
-// extends its idle deadline. It returns ErrMalformedToken, ErrNotFound,
-// ErrExpired (which also matches ErrNotFound) or ErrClosed.
-func (e *Engine) Get(id string) (Session, error) {
+// extends its idle deadline. It does not check a fingerprint binding (see
+// GetBound). It returns ErrMalformedToken, ErrNotFound, ErrExpired (which
+// also matches ErrNotFound) or ErrClosed.
+func (e *Engine) Get(id string) (Session, error) { return e.get(id, 0, 0) }
+
+// GetBound is Get for a session that may be bound to a client fingerprint
+// (CreateOptions.Fingerprint): a bound session is found only when
+// fingerprint matches; a mismatch is reported as ErrNotFound, counted in
+// Stats.BindingMismatches, and does not count as an access. An unbound
+// session is found whatever the fingerprint.
+func (e *Engine) GetBound(id string, fingerprint []byte) (Session, error) {
+	return e.get(id, shard.FlagBound, fingerprintHash(fingerprint))
+}
+
+// fingerprintHash is the 64-bit hash a bound session keeps of its
+// fingerprint. It need not be secret: it only has to tell clients apart.
+func fingerprintHash(fp []byte) uint64 { return xxhash.Sum64(fp) }
+
+// get is Get, checking a binding when check has FlagBound.
+func (e *Engine) get(id string, check uint8, fp uint64) (Session, error) {
 	if e.closed.Load() {
 		return Session{}, ErrClosed
 	}
@@ -56,8 +74,13 @@ func (e *Engine) Get(id string) (Session, error) {
 	}
 	now := e.clock.nanos()
 	la := r.LastAccess()
-	if r.Deadline(la) <= now || r.Flags()&shard.FlagAlias != 0 {
-		return e.getSlow(r, now)
+	if r.Deadline(la) <= now || r.Flags()&(shard.FlagAlias|check) != 0 {
+		if err := e.refuse(r, now, fp); err != nil {
+			return Session{}, err
+		}
+		if r.Flags()&shard.FlagAlias != 0 {
+			return e.getAlias(r, now, check, fp)
+		}
 	}
 	if now > la {
 		r.Touch(now)
@@ -70,19 +93,36 @@ func (e *Engine) Get(id string) (Session, error) {
 	return makeSession(id, r, la), nil
 }
 
-// getSlow finishes a Get that found an expired session or the forwarding
-// entry of a rotated one.
-func (e *Engine) getSlow(r shard.Rec, now int64) (Session, error) {
-	if r.Flags()&shard.FlagAlias == 0 || r.Deadline(r.LastAccess()) <= now {
-		return Session{}, e.missExpired(r)
+// refuse returns the error for a record Get must not return: expired, or
+// bound to another fingerprint.
+func (e *Engine) refuse(r shard.Rec, now int64, fp uint64) error {
+	if r.Deadline(r.LastAccess()) <= now {
+		return e.missExpired(r)
 	}
+	if r.Flags()&shard.FlagBound != 0 && r.Fingerprint() != fp {
+		e.stats.misses.Add(1)
+		e.stats.mismatches.Add(1)
+		return ErrNotFound
+	}
+	return nil
+}
+
+// getAlias resolves the forwarding entry a rotation left under an old ID
+// to the session's new ID, without recording an access.
+func (e *Engine) getAlias(r shard.Rec, now int64, check uint8, fp uint64) (Session, error) {
 	k := shard.Key(r.Data())
 	h := shard.Hash(&k)
 	s, _ := e.shardOf(h)
 	t := s.Lookup(&k, h)
-	if t.IsZero() || t.Flags()&shard.FlagAlias != 0 || t.Deadline(t.LastAccess()) <= now {
+	if t.IsZero() || t.Flags()&shard.FlagAlias != 0 {
 		e.stats.misses.Add(1)
 		return Session{}, ErrNotFound
+	}
+	if t.Flags()&check == 0 {
+		fp = t.Fingerprint() // no binding to check
+	}
+	if err := e.refuse(t, now, fp); err != nil {
+		return Session{}, err
 	}
 	e.stats.hits.inc()
 	return Session{id: e.tokenOf(k), rec: t, la: t.LastAccess(), rotated: true}, nil
@@ -132,6 +172,10 @@ func (e *Engine) Create(o CreateOptions) (Session, error) {
 		k := shard.Key(token.New())
 		h := shard.Hash(&k)
 		meta := shard.Meta{Version: 1, Created: now, Idle: int64(idle), Absolute: satAdd(now, int64(abs)), Hint: uint16(h)}
+		if len(o.Fingerprint) > 0 {
+			meta.Flags |= shard.FlagBound
+			meta.Fingerprint = fingerprintHash(o.Fingerprint)
+		}
 		r := shard.NewRec(&k, meta, now, o.UserID, o.Data)
 		if err := e.encodePut(p, r, wal.Key{Digest: digestOf(&k), Hint: uint16(h)}); err != nil {
 			e.live.Add(-1)

@@ -264,3 +264,36 @@ func assertNoFileContains(t *testing.T, dir, s string) {
 	}))
 	assert.False(t, strings.Contains(dir, s))
 }
+
+func TestFingerprintBinding(t *testing.T) {
+	e, clock := open(t, Options{IdleTimeout: 10 * time.Minute, RotateGrace: time.Minute})
+	ua := []byte("Mozilla/5.0 (X11; Linux x86_64)")
+	s := mustCreate(t, e, CreateOptions{Fingerprint: ua})
+	unbound := mustCreate(t, e, CreateOptions{})
+
+	_, err := e.GetBound(s.ID(), ua)
+	require.NoError(t, err)
+	_, err = e.GetBound(unbound.ID(), []byte("anything"))
+	require.NoError(t, err, "an unbound session ignores the fingerprint")
+
+	clock.Advance(9 * time.Minute)
+	_, err = e.GetBound(s.ID(), []byte("curl/8.0"))
+	assert.ErrorIs(t, err, ErrNotFound)
+	assert.Equal(t, uint64(1), e.Stats().BindingMismatches)
+	clock.Advance(2 * time.Minute)
+	_, err = e.GetBound(s.ID(), ua)
+	assert.ErrorIs(t, err, ErrExpired, "a refused lookup is not an access")
+
+	b := mustCreate(t, e, CreateOptions{Fingerprint: ua})
+	r, err := e.Rotate(b.ID())
+	require.NoError(t, err)
+	_, err = e.GetBound(r.ID(), ua)
+	assert.NoError(t, err, "rotation keeps the binding")
+	_, err = e.GetBound(r.ID(), []byte("other"))
+	assert.ErrorIs(t, err, ErrNotFound)
+	_, err = e.GetBound(b.ID(), []byte("other"))
+	assert.ErrorIs(t, err, ErrNotFound, "the grace path checks the binding too")
+	got, err := e.GetBound(b.ID(), ua)
+	require.NoError(t, err)
+	assert.True(t, got.Rotated())
+}

@@ -112,4 +112,9 @@ type CreateOptions struct {
 	IdleTimeout time.Duration
 	// AbsoluteTimeout overrides Options.AbsoluteTimeout when positive.
 	AbsoluteTimeout time.Duration
+	// Fingerprint binds the session to a client trait, such as its
+	// User-Agent: GetBound then finds the session only when given the same
+	// fingerprint. The engine keeps a 64-bit hash of it, not the bytes.
+	// Empty means unbound.
+	Fingerprint []byte
 }

@@ -21,9 +21,12 @@ type Stats struct {
 	Expired uint64
 	// Created counts sessions created.
 	Created uint64
-	// Deleted counts sessions removed by Delete, Rotate (the old ID) and
-	// RevokeUser.
+	// Deleted counts sessions removed by Delete, Rotate (the old ID),
+	// RevokeUser and the per-user cap.
 	Deleted uint64
+	// BindingMismatches counts GetBound calls refused because the session is
+	// bound to another fingerprint.
+	BindingMismatches uint64
 	// ShardSizes holds the number of entries in each shard, forwarding
 	// entries left by rotation included.
 	ShardSizes []int
@@ -57,9 +60,10 @@ func (c *stripedCounter) load() uint64 {
 }
 
 type counters struct {
-	hits    stripedCounter
-	misses  atomic.Uint64
-	expired atomic.Uint64
-	created atomic.Uint64
-	deleted atomic.Uint64
+	hits       stripedCounter
+	misses     atomic.Uint64
+	expired    atomic.Uint64
+	created    atomic.Uint64
+	deleted    atomic.Uint64
+	mismatches atomic.Uint64
 }

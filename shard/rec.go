@@ -19,6 +19,8 @@ const (
 	FlagAlias uint8 = 1 << iota
 	// FlagCold marks a record keyed by the digest of its ID.
 	FlagCold
+	// FlagBound marks a session bound to a client fingerprint.
+	FlagBound
 )
 
 // Layout of a record allocation (native byte order for the atomics,
@@ -39,7 +41,8 @@ const (
 //	75  (unused)
 //	76  hint          uint16, the 16 hash bits that place the record's ID
 //	78  (unused)
-//	80  user ID, then data
+//	80  fingerprint   uint64, hash of the client fingerprint (FlagBound)
+//	88  user ID, then data
 //
 // The last access lives in the record rather than beside it because every
 // replacement of a record is itself an access: a touch that lands on the old
@@ -58,7 +61,8 @@ const (
 	offUserLen      = 72
 	offFlags        = 74
 	offHint         = 76
-	recHeader       = 80
+	offFingerprint  = 80
+	recHeader       = 88
 )
 
 // MaxUserID is the longest owner ID a record can hold.
@@ -78,6 +82,9 @@ type Meta struct {
 	// the shard with them, and a record keyed by a digest keeps them so that
 	// it can be placed again after a restart.
 	Hint uint16
+	// Fingerprint is the hash of the client fingerprint the session is
+	// bound to, when Flags has FlagBound.
+	Fingerprint uint64
 }
 
 // Rec is a session record: one allocation holding the session's fields, its
@@ -99,6 +106,7 @@ func NewRec(k *Key, m Meta, lastAccess int64, user string, data []byte) Rec {
 	binary.LittleEndian.PutUint16(b[offUserLen:], uint16(len(user)))
 	b[offFlags] = m.Flags
 	binary.LittleEndian.PutUint16(b[offHint:], m.Hint)
+	binary.LittleEndian.PutUint64(b[offFingerprint:], m.Fingerprint)
 	copy(b[recHeader:], user)
 	copy(b[recHeader+len(user):], data)
 	r := Rec{&b[0]}
@@ -149,9 +157,14 @@ func (r Rec) Flags() uint8 { return r.header()[offFlags] }
 // Hint returns the hash bits that place the record's session in a shard.
 func (r Rec) Hint() uint16 { return binary.LittleEndian.Uint16(r.header()[offHint:]) }
 
+// Fingerprint returns the hash of the client fingerprint r is bound to;
+// meaningful when Flags has FlagBound.
+func (r Rec) Fingerprint() uint64 { return binary.LittleEndian.Uint64(r.header()[offFingerprint:]) }
+
 // Meta returns the fixed-size fields of r.
 func (r Rec) Meta() Meta {
-	return Meta{Version: r.Version(), Created: r.Created(), Idle: r.Idle(), Absolute: r.Absolute(), Flags: r.Flags(), Hint: r.Hint()}
+	return Meta{Version: r.Version(), Created: r.Created(), Idle: r.Idle(), Absolute: r.Absolute(),
+		Flags: r.Flags(), Hint: r.Hint(), Fingerprint: r.Fingerprint()}
 }
 
 // LastAccess returns the last access in unix ns.
