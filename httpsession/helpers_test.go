@@ -1,0 +1,241 @@
+package httpsession_test
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sesscache/sesscache/engine"
+	"github.com/sesscache/sesscache/httpsession"
+	"github.com/stretchr/testify/require"
+)
+
+// TestMain fails the run if an engine, server or client connection
+// goroutine outlives the tests.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if code == 0 {
+		if leaked := leakedGoroutines(); leaked != "" {
+			fmt.Fprintf(os.Stderr, "goroutines outlived their tests:\n%s\n", leaked)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// leakedGoroutines returns the stacks of goroutines running engine code or
+// serving or holding HTTP connections. Connections close asynchronously
+// after Close, so it looks again for up to two seconds before reporting.
+func leakedGoroutines() string {
+	var found string
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		found = ""
+		buf := make([]byte, 1<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		for _, g := range strings.Split(string(buf), "\n\n") {
+			if strings.Contains(g, "leakedGoroutines") {
+				continue
+			}
+			if strings.Contains(g, "sesscache/sesscache/engine") || strings.Contains(g, "net/http.(*conn).serve") ||
+				strings.Contains(g, "net/http.(*persistConn)") || strings.Contains(g, "httptest") {
+				found += g + "\n\n"
+			}
+		}
+		if found == "" {
+			return ""
+		}
+	}
+	return found
+}
+
+// openStore opens an engine that the test's cleanup closes.
+func openStore(t *testing.T, opts engine.Options) *engine.Engine {
+	t.Helper()
+	store, err := engine.Open(opts)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, store.Close()) })
+	return store
+}
+
+// fixture is an engine on a manual clock, a Manager over it and a test
+// server running a handler behind the Manager; Cleanup closes all three.
+type fixture struct {
+	store *engine.Engine
+	clock *engine.Clock
+	m     *httpsession.Manager
+	srv   *httptest.Server
+
+	mu   sync.Mutex
+	errs []error // what ErrorFunc received
+}
+
+var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// newFixture serves h, or the routes of testMux if h is nil. A nil
+// ErrorFunc in hopts is replaced by one that records the error and answers
+// 500 as the default does.
+func newFixture(t *testing.T, eopts engine.Options, hopts httpsession.Options, h http.Handler) *fixture {
+	t.Helper()
+	f := &fixture{clock: engine.NewManualClock(epoch)}
+	if eopts.Clock == nil {
+		eopts.Clock = f.clock
+	} else {
+		f.clock = eopts.Clock
+	}
+	f.store = openStore(t, eopts)
+	if hopts.ErrorFunc == nil {
+		hopts.ErrorFunc = func(w http.ResponseWriter, r *http.Request, err error) {
+			f.mu.Lock()
+			f.errs = append(f.errs, err)
+			f.mu.Unlock()
+			http.Error(w, "commit failed", http.StatusInternalServerError)
+		}
+	}
+	f.m = httpsession.New(f.store, hopts)
+	if h == nil {
+		h = testMux()
+	}
+	f.srv = httptest.NewServer(f.m.Handler(h))
+	t.Cleanup(f.srv.Close) // runs before the store closes: cleanups are LIFO
+	return f
+}
+
+// errors returns what ErrorFunc has received so far.
+func (f *fixture) errors() []error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]error(nil), f.errs...)
+}
+
+// client returns a client with its own cookie jar, like a separate browser.
+func (f *fixture) client(t *testing.T) *http.Client {
+	t.Helper()
+	jar, err := cookiejar.New(nil)
+	require.NoError(t, err)
+	return &http.Client{Transport: f.srv.Client().Transport, Jar: jar}
+}
+
+// do sends a request to path (with method, e.g. "GET /x") and returns the
+// response, its body already read and closed.
+func (f *fixture) do(t *testing.T, c *http.Client, methodPath string, cookies ...*http.Cookie) (*http.Response, string) {
+	t.Helper()
+	method, path, ok := strings.Cut(methodPath, " ")
+	require.True(t, ok, "want \"METHOD /path\"")
+	req, err := http.NewRequest(method, f.srv.URL+path, nil)
+	require.NoError(t, err)
+	for _, ck := range cookies {
+		req.AddCookie(ck)
+	}
+	resp, err := c.Do(req)
+	require.NoError(t, err)
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.NoError(t, resp.Body.Close())
+	return resp, string(body)
+}
+
+// sessionCookie returns the session cookie the response sets, or nil.
+func sessionCookie(t *testing.T, resp *http.Response) *http.Cookie {
+	t.Helper()
+	var found *http.Cookie
+	for _, line := range resp.Header.Values("Set-Cookie") {
+		c, err := http.ParseSetCookie(line)
+		require.NoError(t, err)
+		if c.Name == httpsession.DefaultCookieName {
+			require.Nil(t, found, "two session cookies in one response")
+			found = c
+		}
+	}
+	return found
+}
+
+// jarCookie returns the session cookie the client's jar holds, or nil.
+func (f *fixture) jarCookie(c *http.Client) *http.Cookie {
+	req, _ := http.NewRequest("GET", f.srv.URL, nil)
+	for _, ck := range c.Jar.Cookies(req.URL) {
+		if ck.Name == httpsession.DefaultCookieName {
+			return ck
+		}
+	}
+	return nil
+}
+
+// testMux is the handler most tests share. Queries carry the data:
+// k (key), v (value), user, role.
+func testMux() http.Handler {
+	mux := http.NewServeMux()
+	text := func(w http.ResponseWriter, format string, args ...any) {
+		fmt.Fprintf(w, format, args...)
+	}
+	fail := func(w http.ResponseWriter, err error) {
+		http.Error(w, err.Error(), http.StatusConflict)
+	}
+	mux.HandleFunc("GET /get", func(w http.ResponseWriter, r *http.Request) {
+		text(w, "%s", httpsession.GetString(r.Context(), r.FormValue("k")))
+	})
+	mux.HandleFunc("GET /keys", func(w http.ResponseWriter, r *http.Request) {
+		text(w, "%s", strings.Join(httpsession.Keys(r.Context()), ","))
+	})
+	mux.HandleFunc("POST /put", func(w http.ResponseWriter, r *http.Request) {
+		httpsession.Put(r.Context(), r.FormValue("k"), r.FormValue("v"))
+		text(w, "ok")
+	})
+	mux.HandleFunc("POST /remove", func(w http.ResponseWriter, r *http.Request) {
+		httpsession.Remove(r.Context(), r.FormValue("k"))
+		text(w, "ok")
+	})
+	mux.HandleFunc("POST /login", func(w http.ResponseWriter, r *http.Request) {
+		if err := httpsession.Login(r.Context(), r.FormValue("user")); err != nil {
+			fail(w, err)
+			return
+		}
+		text(w, "ok")
+	})
+	mux.HandleFunc("POST /renew", func(w http.ResponseWriter, r *http.Request) {
+		if err := httpsession.RenewToken(r.Context()); err != nil {
+			fail(w, err)
+			return
+		}
+		text(w, "ok")
+	})
+	mux.HandleFunc("POST /roles", func(w http.ResponseWriter, r *http.Request) {
+		if err := httpsession.SetRoles(r.Context(), r.URL.Query()["role"]...); err != nil {
+			fail(w, err)
+			return
+		}
+		text(w, "ok")
+	})
+	mux.HandleFunc("POST /logout", func(w http.ResponseWriter, r *http.Request) {
+		if err := httpsession.Destroy(r.Context()); err != nil {
+			fail(w, err)
+			return
+		}
+		text(w, "ok")
+	})
+	mux.HandleFunc("POST /logout-everywhere", func(w http.ResponseWriter, r *http.Request) {
+		n, err := httpsession.LogoutEverywhere(r.Context())
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		text(w, "%d", n)
+	})
+	mux.HandleFunc("GET /whoami", func(w http.ResponseWriter, r *http.Request) {
+		text(w, "%s", httpsession.UserID(r.Context()))
+	})
+	mux.Handle("GET /private", httpsession.RequireAuth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		text(w, "private")
+	})))
+	mux.Handle("GET /admin", httpsession.RequireRole("admin", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		text(w, "admin")
+	})))
+	return mux
+}
