@@ -38,7 +38,7 @@ func Put(ctx context.Context, key string, value any) {
 
 // Get returns the value of key decoded into a Go value, or nil if the
 // session has no such key. Values come back in msgpack's generic types:
-// strings, []byte, bool, time.Time (UTC), the integer type the encoding
+// strings, []byte, bool, time.Time (in UTC), the integer type the encoding
 // chose (int8 to int64 or uint8 to uint64, whatever was stored), float32 or
 // float64, []any and map[string]any (a stored struct comes back as the
 // latter). The typed getters and GetAs spare callers the conversions.
@@ -206,6 +206,12 @@ func decodeAny(raw []byte) any {
 	var v any
 	if err := msgpack.Unmarshal(raw, &v); err != nil {
 		return nil
+	}
+	if t, ok := v.(time.Time); ok {
+		// msgpack decodes times in the local zone; the zone a time was
+		// stored in is lost anyway, so give the one answer that does not
+		// depend on the server's TZ.
+		return t.UTC()
 	}
 	return v
 }

@@ -139,4 +139,3 @@ type discardWriter struct{}
 func (discardWriter) Header() http.Header         { return http.Header{} }
 func (discardWriter) WriteHeader(int)             {}
 func (discardWriter) Write(b []byte) (int, error) { return len(b), nil }
-
