@@ -163,7 +163,7 @@ func verifyCrash(t *testing.T, dir string, m *crashModel, ops []crashOp, cycle i
 			delete(m.live, op.n)
 		}
 	}
-	e, err := Open(Options{Dir: dir})
+	e, err := Open(Options{Dir: dir, Logger: quiet})
 	require.NoError(t, err, "cycle %d: recovery failed", cycle)
 	defer e.Close()
 
@@ -250,7 +250,7 @@ func TestCrashChild(t *testing.T) {
 		sync = SyncEverySecond
 	}
 	seed, _ := strconv.ParseUint(os.Getenv(envCrashSeed), 10, 64)
-	e, err := Open(Options{Dir: dir, Sync: sync})
+	e, err := Open(Options{Dir: dir, Sync: sync, Logger: quiet})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "crash child:", err)
 		os.Exit(3)

@@ -270,7 +270,7 @@ func (e *Engine) Update(id string, version uint64, fn func(Session) ([]byte, err
 			return Session{}, err
 		}
 		s.Lock()
-		if s.Lookup(&k, h) != r {
+		if !s.Current(r, h) {
 			s.Unlock()
 			if version != 0 {
 				return Session{}, ErrVersionConflict
@@ -404,7 +404,7 @@ func (e *Engine) Rotate(id string) (Session, error) {
 			}
 		}
 		unlock := e.lockShards(i1, i2)
-		if s1.Lookup(&k, h) != r || !s2.Lookup(&nk, nh).IsZero() {
+		if !s1.Current(r, h) || !s2.Lookup(&nk, nh).IsZero() {
 			unlock()
 			continue
 		}
@@ -500,7 +500,7 @@ func (e *Engine) RevokeUser(user string) (int, error) {
 			unlock := e.lockShards(idx...)
 			changed := false
 			for _, v := range victims {
-				if e.shards[v.si].Lookup(ptrKey(v.r), v.h) != v.r {
+				if !e.shards[v.si].Current(v.r, v.h) {
 					changed = true
 					break
 				}
@@ -529,12 +529,6 @@ func (e *Engine) RevokeUser(user string) (int, error) {
 			return total, nil
 		}
 	}
-}
-
-// ptrKey returns a pointer to a copy of r's key.
-func ptrKey(r shard.Rec) *shard.Key {
-	k := r.Key()
-	return &k
 }
 
 // Range calls fn for each live session until fn returns false. It sees each

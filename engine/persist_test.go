@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -18,12 +19,18 @@ import (
 	"github.com/sesscache/sesscache/wal/waltest"
 )
 
+// quiet discards the engine's recovery reports in tests.
+var quiet = slog.New(slog.DiscardHandler)
+
 // openDir opens a persistent engine on dir with a manual clock.
 func openDir(t testing.TB, dir string, clock *Clock, o Options) *Engine {
 	t.Helper()
 	o.Dir = dir
 	o.Clock = clock
 	o.manualReap = true
+	if o.Logger == nil {
+		o.Logger = quiet
+	}
 	e, err := Open(o)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = e.Close() })

@@ -221,7 +221,7 @@ func TestEncryptionAtRest(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			e, err := Open(Options{Dir: dir, Clock: clock, EncryptionKeys: c.keys})
+			e, err := Open(Options{Dir: dir, Clock: clock, EncryptionKeys: c.keys, Logger: quiet})
 			if !c.ok {
 				require.ErrorIs(t, err, ErrEncryptionKey)
 				assert.NotContains(t, err.Error(), secret)

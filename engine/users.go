@@ -131,7 +131,7 @@ func (e *Engine) evict(user string, uk userKey, victim shard.Rec, limit int) err
 	s := &e.shards[uk.shard].Shard
 	h := shard.Hash(&uk.key)
 	s.Lock()
-	if s.Lookup(&uk.key, h) != victim || e.users.count(user) <= limit {
+	if !s.Current(victim, h) || e.users.count(user) <= limit {
 		s.Unlock()
 		return nil
 	}

@@ -53,6 +53,14 @@ func (s *Shard) Lookup(k *Key, h uint64) Rec {
 	return r
 }
 
+// Current reports whether r is still the record stored under its key, whose
+// hash is h: no write has replaced or removed it. Writers call it under the
+// lock to confirm what they read without it.
+func (s *Shard) Current(r Rec, h uint64) bool {
+	k := r.Key()
+	return s.Lookup(&k, h) == r
+}
+
 // Insert stores r under its key, which must be absent; h is the key's hash.
 // Caller holds the lock.
 func (s *Shard) Insert(h uint64, r Rec) {
