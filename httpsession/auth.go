@@ -7,7 +7,6 @@ import (
 	"slices"
 
 	"github.com/sesscache/sesscache/engine"
-	"github.com/vmihailenco/msgpack/v5"
 )
 
 // RolesKey is the session key RequireRole, HasRole and SetRoles use: its
@@ -54,7 +53,6 @@ func (st *state) renewLocked() error {
 	if err != nil {
 		return fmt.Errorf("httpsession: renewing session: %w", err)
 	}
-	// Same data under the new ID: the decoded values stay valid.
 	st.sess = s
 	st.cookie = cookieSet
 	return nil
@@ -93,22 +91,19 @@ func Login(ctx context.Context, userID string) error {
 	case !old.IsZero() && old.UserID() == userID:
 		return st.renewLocked()
 	}
-	var base values
+	var base []byte
 	if !old.IsZero() && old.UserID() == "" {
 		// Read it again: a request running beside this one may have added
 		// to the cart since this one loaded it.
 		cur, err := st.m.lookup(old.ID(), st.fp)
 		switch {
 		case err == nil:
-			if base, err = decodeValues(cur.Data()); err != nil {
-				return err
-			}
+			base = cur.Data()
 		case !isNotFound(err):
 			return fmt.Errorf("httpsession: reading session: %w", err)
 		}
 	}
-	merged := base.with(st.delta)
-	data, err := encodeValues(merged)
+	data, err := merge(base, st.delta)
 	if err != nil {
 		return fmt.Errorf("httpsession: encoding session: %w", err)
 	}
@@ -123,7 +118,7 @@ func Login(ctx context.Context, userID string) error {
 			return fmt.Errorf("httpsession: deleting the anonymous session: %w", err)
 		}
 	}
-	st.sess, st.stored, st.decoded, st.decodeErr = s, merged, true, nil
+	st.sess = s
 	st.delta = nil
 	st.cookie = cookieSet
 	return nil
@@ -199,7 +194,7 @@ func HasRole(ctx context.Context, role string) bool {
 		return false
 	}
 	var roles []string
-	if err := msgpack.Unmarshal(raw, &roles); err != nil {
+	if err := decodeValue(raw, &roles); err != nil {
 		return false
 	}
 	return slices.Contains(roles, role)

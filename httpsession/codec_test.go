@@ -1,6 +1,10 @@
 package httpsession
 
 import (
+	"bytes"
+	"maps"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -8,23 +12,74 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 )
 
-func TestValuesRoundTrip(t *testing.T) {
-	v := values{"b": mustMarshal(t, 2), "a": mustMarshal(t, "x"), "": mustMarshal(t, nil)}
-	data, err := encodeValues(v)
-	require.NoError(t, err)
-	again, err := encodeValues(v)
-	require.NoError(t, err)
-	assert.Equal(t, data, again, "deterministic")
-	got, err := decodeValues(data)
-	require.NoError(t, err)
-	assert.Equal(t, v, got)
+func TestMerge(t *testing.T) {
+	long := strings.Repeat("k", 40)    // str 8 key
+	longer := strings.Repeat("k", 300) // str 16 key
+	many := map[string]any{}
+	for i := range 20 { // map 16 header
+		many[string(rune('a'+i))] = i
+	}
+	tests := []struct {
+		name  string
+		base  map[string]any // nil: no data at all
+		delta map[string]any // a nil value removes the key
+		want  map[string]any
+	}{
+		{"new session", nil, map[string]any{"a": 1}, map[string]any{"a": int8(1)}},
+		{"add a key", map[string]any{"a": 1}, map[string]any{"b": "x"}, map[string]any{"a": int8(1), "b": "x"}},
+		{"overwrite", map[string]any{"a": 1, "b": 2}, map[string]any{"a": "new"}, map[string]any{"a": "new", "b": int8(2)}},
+		{"remove", map[string]any{"a": 1, "b": 2}, map[string]any{"a": nil}, map[string]any{"b": int8(2)}},
+		{"remove the last key", map[string]any{"a": 1}, map[string]any{"a": nil}, map[string]any{}},
+		{"long keys", map[string]any{long: 1}, map[string]any{longer: 2}, map[string]any{long: int8(1), longer: int8(2)}},
+		{"many keys", many, map[string]any{"zz": true}, withKey(many, "zz", true)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var base []byte
+			if tt.base != nil {
+				base = marshalSorted(t, tt.base)
+			}
+			baseCopy := bytes.Clone(base)
+			delta := map[string]change{}
+			for k, v := range tt.delta {
+				if v == nil {
+					delta[k] = change{removed: true}
+				} else {
+					delta[k] = change{raw: mustMarshal(t, v)}
+				}
+			}
+			out, err := merge(base, delta)
+			require.NoError(t, err)
+			assert.Equal(t, baseCopy, base, "input untouched")
 
-	var generic map[string]any
-	require.NoError(t, msgpack.Unmarshal(data, &generic), "any msgpack decoder reads it")
-	assert.Equal(t, map[string]any{"a": "x", "b": int8(2), "": nil}, generic)
+			var got map[string]any
+			require.NoError(t, msgpack.Unmarshal(out, &got), "any msgpack decoder reads it")
+			assert.Equal(t, normalize(t, tt.want), normalize(t, got))
+			again, err := merge(out, nil)
+			require.NoError(t, err)
+			assert.Equal(t, out, again, "canonical: merging nothing changes no byte")
+			var keys []string
+			require.NoError(t, walk(out, func(k, _ []byte) bool { keys = append(keys, string(k)); return true }))
+			assert.True(t, slices.IsSorted(keys), "keys sorted")
+			if len(got) < 16 {
+				assert.Equal(t, byte(0x80|len(got)), out[0], "shortest map header")
+			}
+			for k := range tt.want {
+				raw, ok, err := lookupValue(out, k)
+				require.NoError(t, err)
+				require.True(t, ok, k)
+				v, err := decodeAny(raw)
+				require.NoError(t, err)
+				assert.Equal(t, got[k], v)
+			}
+			_, ok, err := lookupValue(out, "missing")
+			assert.NoError(t, err)
+			assert.False(t, ok)
+		})
+	}
 }
 
-func TestDecodeValuesRejectsOtherData(t *testing.T) {
+func TestWalkRejectsOtherData(t *testing.T) {
 	tests := []struct {
 		name string
 		data []byte
@@ -32,43 +87,78 @@ func TestDecodeValuesRejectsOtherData(t *testing.T) {
 		{"raw bytes", []byte("theme=dark")},
 		{"array", mustMarshal(t, []int{1})},
 		{"int keys", mustMarshal(t, map[int]int{1: 1})},
-		{"truncated", mustMarshal(t, map[string]string{"k": "value"})[:5]},
+		{"truncated key", mustMarshal(t, map[string]string{"key": "value"})[:3]},
+		{"truncated value", mustMarshal(t, map[string]string{"k": "value"})[:5]},
 		{"trailing bytes", append(mustMarshal(t, map[string]int{"k": 1}), 0)},
 		{"huge length, no entries", []byte{0xdf, 0xff, 0xff, 0xff, 0xff}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := decodeValues(tt.data)
+			err := walk(tt.data, func(k, raw []byte) bool { return true })
+			assert.ErrorIs(t, err, errBadData)
+			_, err = merge(tt.data, nil)
 			assert.ErrorIs(t, err, errBadData)
 		})
 	}
 }
 
-func TestWithLeavesInputAlone(t *testing.T) {
-	base := values{"a": {1}, "b": {2}}
-	out := base.with(map[string]change{"a": {removed: true}, "c": {raw: []byte{3}}})
-	assert.Equal(t, values{"a": {1}, "b": {2}}, base)
-	assert.Equal(t, values{"b": {2}, "c": {3}}, out)
-}
-
-func FuzzDecodeValues(f *testing.F) {
+func FuzzWalk(f *testing.F) {
 	f.Add([]byte{0x80})
 	f.Add(mustMarshal(f, map[string]any{"k": []any{1, "x", map[string]int{"n": 1}}}))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		v, err := decodeValues(data)
-		if err != nil {
+		var n int
+		if walk(data, func(k, raw []byte) bool { n++; return true }) != nil {
 			return
 		}
-		enc, err := encodeValues(v)
+		out, err := merge(data, nil)
 		require.NoError(t, err)
-		again, err := decodeValues(enc)
-		require.NoError(t, err)
-		assert.Equal(t, len(v), len(again))
+		var m int
+		require.NoError(t, walk(out, func(k, raw []byte) bool {
+			got, ok, err := lookupValue(out, string(k))
+			require.NoError(t, err)
+			require.True(t, ok)
+			if n == len(distinctKeys(t, data)) { // no duplicate keys: every value is found as is
+				assert.Equal(t, raw, got)
+			}
+			m++
+			return true
+		}))
+		assert.Equal(t, n, m)
 	})
 }
 
+func distinctKeys(t *testing.T, data []byte) map[string]bool {
+	keys := map[string]bool{}
+	require.NoError(t, walk(data, func(k, _ []byte) bool { keys[string(k)] = true; return true }))
+	return keys
+}
+
 func mustMarshal(tb testing.TB, v any) []byte {
-	b, err := msgpack.Marshal(v)
+	tb.Helper()
+	b, err := encodeValue(v)
 	require.NoError(tb, err)
 	return b
+}
+
+// marshalSorted encodes m as msgpack with sorted keys.
+func marshalSorted(tb testing.TB, m map[string]any) []byte {
+	tb.Helper()
+	var buf bytes.Buffer
+	e := msgpack.NewEncoder(&buf)
+	e.SetSortMapKeys(true)
+	require.NoError(tb, e.Encode(m))
+	return buf.Bytes()
+}
+
+// normalize re-decodes m so that integer widths compare equal.
+func normalize(tb testing.TB, m map[string]any) map[string]any {
+	var out map[string]any
+	require.NoError(tb, msgpack.Unmarshal(marshalSorted(tb, m), &out))
+	return out
+}
+
+func withKey(m map[string]any, k string, v any) map[string]any {
+	m = maps.Clone(m)
+	m[k] = v
+	return m
 }

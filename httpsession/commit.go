@@ -58,8 +58,7 @@ func (st *state) saveLocked(open bool) error {
 		if !open {
 			return ErrHeadersWritten
 		}
-		merged := values(nil).with(delta)
-		data, err := encodeValues(merged)
+		data, err := merge(nil, delta)
 		if err != nil {
 			return fmt.Errorf("httpsession: encoding session: %w", err)
 		}
@@ -67,7 +66,7 @@ func (st *state) saveLocked(open bool) error {
 		if err != nil {
 			return fmt.Errorf("httpsession: creating session: %w", err)
 		}
-		st.sess, st.stored, st.decoded, st.decodeErr = s, merged, true, nil
+		st.sess = s
 		st.cookie = cookieSet
 	case st.sess.Rotated():
 		// Writing through the new ID would let a request that lost a race
@@ -75,17 +74,11 @@ func (st *state) saveLocked(open bool) error {
 		// fork the session; refusing is the only safe answer.
 		return ErrRotated
 	default:
-		var merged values
 		s, err := st.m.store.Update(st.sess.ID(), 0, func(cur engine.Session) ([]byte, error) {
 			// Update re-runs this on the newest session whenever another
 			// request wrote first; applying only this request's delta to
 			// whatever is there keeps the other request's keys.
-			base, err := st.baseLocked(cur)
-			if err != nil {
-				return nil, err
-			}
-			merged = base.with(delta)
-			return encodeValues(merged)
+			return merge(cur.Data(), delta)
 		})
 		if err != nil {
 			if isNotFound(err) {
@@ -96,18 +89,9 @@ func (st *state) saveLocked(open bool) error {
 			}
 			return fmt.Errorf("httpsession: saving session: %w", err)
 		}
-		st.sess, st.stored, st.decoded, st.decodeErr = s, merged, true, nil
+		st.sess = s
 	}
 	return nil
-}
-
-// baseLocked returns cur's values, reusing the ones this request already
-// decoded when nobody has written since (same version, same bytes).
-func (st *state) baseLocked(cur engine.Session) (values, error) {
-	if st.decoded && st.decodeErr == nil && cur.Version() == st.sess.Version() {
-		return st.stored, nil
-	}
-	return decodeValues(cur.Data())
 }
 
 // setCookie puts the session cookie for s into h, replacing one set earlier

@@ -44,14 +44,10 @@ type state struct {
 
 	mu sync.Mutex
 	// sess is the session this request uses: the one its cookie named, or
-	// the one it created, renewed or logged into. Zero when there is none
-	// (no valid cookie, or destroyed).
+	// the one it created, renewed or logged into, as of its last write.
+	// Zero when there is none (no valid cookie, or destroyed). Reads look
+	// values up in its data, with delta laid over it.
 	sess engine.Session
-	// stored is sess's data taken apart, filled on first use; decodeErr is
-	// set instead if sess's data is not this package's format.
-	stored    values
-	decoded   bool
-	decodeErr error
 	// delta holds this request's edits, per key, not yet committed.
 	delta map[string]change
 	// putErr is the first value Put could not encode; the next commit
@@ -154,20 +150,9 @@ func from(ctx context.Context) *state {
 	return st
 }
 
-// valuesLocked returns the stored session's values, decoding them on first
-// use.
-func (st *state) valuesLocked() values {
-	if !st.decoded {
-		st.decoded = true
-		st.stored, st.decodeErr = decodeValues(st.sess.Data())
-	}
-	return st.stored
-}
-
 // resetLocked forgets the session: the request goes on with none.
 func (st *state) resetLocked() {
 	st.sess = engine.Session{}
-	st.stored, st.decoded, st.decodeErr = nil, true, nil
 	st.delta, st.putErr = nil, nil
 }
 

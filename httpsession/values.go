@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"time"
-
-	"github.com/vmihailenco/msgpack/v5"
 )
 
 // Put sets key to value in the request's session, creating the session at
@@ -20,7 +18,7 @@ import (
 // same time on the same session that changes other keys keeps its changes
 // too. When both change the same key, the one that commits last wins.
 func Put(ctx context.Context, key string, value any) {
-	raw, err := msgpack.Marshal(value)
+	raw, err := encodeValue(value)
 	st := from(ctx)
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -47,7 +45,7 @@ func Get(ctx context.Context, key string) any {
 	if !ok {
 		return nil
 	}
-	return decodeAny(raw)
+	return decodeStored(raw)
 }
 
 // GetAs decodes the value of key into a T, such as a struct. It reports
@@ -59,7 +57,7 @@ func GetAs[T any](ctx context.Context, key string) (T, bool) {
 	if !ok {
 		return v, false
 	}
-	if err := msgpack.Unmarshal(raw, &v); err != nil {
+	if err := decodeValue(raw, &v); err != nil {
 		var zero T
 		return zero, false
 	}
@@ -142,7 +140,7 @@ func Pop(ctx context.Context, key string) any {
 	if !ok {
 		return nil
 	}
-	return decodeAny(raw)
+	return decodeStored(raw)
 }
 
 // Remove deletes key from the session. Removing a key the session does not
@@ -162,15 +160,15 @@ func Keys(ctx context.Context) []string {
 	st := from(ctx)
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	stored := st.valuesLocked()
-	keys := make([]string, 0, len(stored)+len(st.delta))
-	for k := range stored {
-		if c, ok := st.delta[k]; !ok || !c.removed {
-			keys = append(keys, k)
+	var keys []string
+	_ = walk(st.sess.Data(), func(k, _ []byte) bool {
+		if _, ok := st.delta[string(k)]; !ok {
+			keys = append(keys, string(k))
 		}
-	}
+		return true
+	})
 	for k, c := range st.delta {
-		if _, ok := stored[k]; !ok && !c.removed {
+		if !c.removed {
 			keys = append(keys, k)
 		}
 	}
@@ -189,8 +187,11 @@ func (st *state) rawLocked(key string) ([]byte, bool) {
 	if c, ok := st.delta[key]; ok {
 		return c.raw, !c.removed
 	}
-	raw, ok := st.valuesLocked()[key]
-	return raw, ok
+	// Finding the value in place costs no allocation; sessions are small
+	// (the engine caps them at 64 KiB by default) and requests read few
+	// values, so this beats taking the session apart into a map.
+	raw, ok, err := lookupValue(st.sess.Data(), key)
+	return raw, ok && err == nil
 }
 
 func (st *state) removeLocked(key string) {
@@ -200,11 +201,11 @@ func (st *state) removeLocked(key string) {
 	st.delta[key] = change{removed: true}
 }
 
-// decodeAny decodes one stored value; a value that does not decode reads as
-// missing.
-func decodeAny(raw []byte) any {
-	var v any
-	if err := msgpack.Unmarshal(raw, &v); err != nil {
+// decodeStored decodes one stored value; a value that does not decode
+// reads as missing.
+func decodeStored(raw []byte) any {
+	v, err := decodeAny(raw)
+	if err != nil {
 		return nil
 	}
 	if t, ok := v.(time.Time); ok {
