@@ -29,9 +29,13 @@ type CorruptError struct {
 	Err    error  // the underlying cause; may be nil
 }
 
-// Error names the file and offset, never record contents.
+// Error names the file, the offset and the cause, never record contents.
 func (e *CorruptError) Error() string {
-	return fmt.Sprintf("snapshot: corrupt snapshot: %s at offset %d: %s", e.File, e.Offset, e.Reason)
+	msg := fmt.Sprintf("snapshot: corrupt snapshot: %s at offset %d: %s", e.File, e.Offset, e.Reason)
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	return msg
 }
 
 // Unwrap lets errors.Is match both ErrCorrupt and the cause.

@@ -99,6 +99,7 @@ type Chunk struct {
 	Frames  []byte
 	Records uint32
 	CRC     uint32 // 0: computed
+	Length  uint32 // 0: len(Frames)
 }
 
 // Footer overrides BuildFile's trailer fields; zero fields are computed.
@@ -120,7 +121,11 @@ func BuildFile(lsn uint64, created int64, chunks []Chunk, ft Footer) []byte {
 		if crc == 0 {
 			crc = CRC(c.Frames)
 		}
-		table[i] = entry{length: uint32(len(c.Frames)), records: c.Records, crc: crc}
+		length := c.Length
+		if length == 0 {
+			length = uint32(len(c.Frames))
+		}
+		table[i] = entry{length: length, records: c.Records, crc: crc}
 		sessions += uint64(c.Records)
 	}
 	t := trailer{sessions: sessions, lsn: lsn, chunks: uint32(len(chunks))}

@@ -219,7 +219,7 @@ func (l *loader) chunk(k int, buf []byte, rec *wal.Record, apply func(*wal.Recor
 		return buf, err
 	}
 	if crc32.Checksum(buf, castagnoli) != e.crc {
-		return buf, l.corrupt(off, fmt.Sprintf("chunk %d checksum mismatch", k), wal.ErrChecksum)
+		return buf, l.corrupt(off, fmt.Sprintf("chunk %d checksum mismatch", k), nil)
 	}
 	var count uint32
 	for p, pos := buf, off; len(p) > 0; {

@@ -49,7 +49,10 @@ var errAddAfterFill = errors.New("snapshot: add called after its fill returned")
 // catches up, so use several chunk indices per worker to encode in parallel.
 //
 // On any error (from fill, add, encoding, or the file system) the temporary
-// file is removed, no snapshot appears and the first error is returned; add
+// file is removed, no snapshot appears and the first error is returned. (One
+// exception: if only the final directory fsync fails and the new file
+// replaced a snapshot of the same LSN, the new file stays, since removing it
+// would lose both.) add
 // returns an error as soon as the Write has failed, and fill should then
 // return. add fails with wal.ErrInvalidRecord for a record that is not a Put
 // and with wal.ErrTooLarge for one that would not fit in a frame.
@@ -82,7 +85,9 @@ func Write(dir string, lsn uint64, created time.Time, chunks int, fill func(chun
 		err = syncClose(f, tmp)
 		f = nil
 	}
+	existed := false
 	if err == nil {
+		existed = exists(fsys, final)
 		err = fsys.Rename(tmp, final)
 		if err != nil {
 			err = fmt.Errorf("snapshot: rename %s: %w", filepath.Base(tmp), err)
@@ -93,9 +98,13 @@ func Write(dir string, lsn uint64, created time.Time, chunks int, fill func(chun
 		return Info{}, err
 	}
 	if err := fsys.SyncDir(dir); err != nil {
-		// The name may not survive a crash, and the caller must not drop log
-		// segments on the strength of it: take it back.
-		cleanUp(fsys, nil, final, opts)
+		// The new name may not survive a crash, so the caller must not drop
+		// log segments on the strength of it: take it back. Unless it
+		// replaced a snapshot of the same LSN, which removing it would lose;
+		// the new file is as complete and valid as that one was.
+		if !existed {
+			cleanUp(fsys, nil, final, opts)
+		}
 		return Info{}, fmt.Errorf("snapshot: sync directory: %w", err)
 	}
 	info := Info{
@@ -126,6 +135,17 @@ func createTemp(fsys wal.FS, dir string, lsn uint64) (string, wal.File, error) {
 		}
 	}
 	return "", nil, fmt.Errorf("snapshot: create temporary file: %w", err)
+}
+
+// exists reports whether path can be opened; Write uses it only to decide
+// what to undo, so an error other than not-existing counts as existing.
+func exists(fsys wal.FS, path string) bool {
+	f, err := fsys.OpenFile(path, os.O_RDONLY, 0)
+	if err != nil {
+		return !errors.Is(err, fs.ErrNotExist)
+	}
+	f.Close()
+	return true
 }
 
 func syncClose(f wal.File, path string) error {
