@@ -82,16 +82,31 @@ func (st *state) saveLocked(open bool) error {
 		})
 		if err != nil {
 			if isNotFound(err) {
-				// Expired, destroyed or revoked while this request ran:
-				// its changes must not revive it under a new ID.
-				st.resetLocked()
-				st.cookie = cookieExpire
+				return st.vanishedLocked(err)
 			}
 			return fmt.Errorf("httpsession: saving session: %w", err)
 		}
 		st.sess = s
 	}
 	return nil
+}
+
+// vanishedLocked handles a session that disappeared from under this request
+// between load and commit. If another request rotated it, the old ID now
+// forwards to the new one: refuse the write as for any rotated ID and tell
+// the client the new ID. Otherwise it expired, was destroyed, revoked or
+// replaced by a login, and the changes must not revive it under a new ID.
+// The cookie is left alone either way: expiring it could delete the new
+// cookie a racing login or renewal has just set, if this response reached
+// the browser after that one.
+func (st *state) vanishedLocked(err error) error {
+	if s, err := st.m.lookup(st.sess.ID(), st.fp); err == nil && s.Rotated() {
+		st.sess = s
+		st.cookie = cookieSet
+		return ErrRotated
+	}
+	st.resetLocked()
+	return fmt.Errorf("httpsession: saving session: %w", err)
 }
 
 // setCookie puts the session cookie for s into h, replacing one set earlier

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/sesscache/sesscache/engine"
 	"github.com/sesscache/sesscache/httpsession"
@@ -94,4 +95,70 @@ func TestSessionUsedFromGoroutines(t *testing.T) {
 	f := newFixture(t, engine.Options{}, httpsession.Options{}, h)
 	_, body := f.do(t, f.client(t), "GET /")
 	assert.Equal(t, "10", body)
+}
+
+// A request that loaded the session before another request changed its ID
+// must neither write through the old ID nor clear the client's cookie,
+// which by then may be the new one.
+func TestWriteRacingRenewal(t *testing.T) {
+	tests := []struct {
+		name       string
+		grace      time.Duration
+		renew      string
+		wantErr    error
+		wantCookie bool // the slow response carries the new ID
+	}{
+		{"renewal with grace", time.Minute, "POST /renew", httpsession.ErrRotated, true},
+		{"renewal without grace", 0, "POST /renew", engine.ErrNotFound, false},
+		{"login as another user", time.Minute, "POST /login?user=bob", engine.ErrNotFound, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			loaded, proceed := make(chan struct{}), make(chan struct{})
+			mux := http.NewServeMux()
+			mux.Handle("/", testMux())
+			mux.HandleFunc("POST /slow", func(w http.ResponseWriter, r *http.Request) {
+				close(loaded)
+				<-proceed
+				httpsession.Put(r.Context(), "slow", "write")
+				fmt.Fprint(w, "ok")
+			})
+			f := newFixture(t, engine.Options{RotateGrace: tt.grace}, httpsession.Options{}, mux)
+			c := f.client(t)
+			f.do(t, c, "POST /login?user=alice")
+
+			slow := make(chan *http.Response, 1)
+			go func() {
+				resp, err := c.Post(f.srv.URL+"/slow", "", nil)
+				if assert.NoError(t, err) {
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+				slow <- resp
+			}()
+			<-loaded
+			resp, body := f.do(t, c, tt.renew)
+			require.Equal(t, "ok", body)
+			renewed := sessionCookie(t, resp)
+			require.NotNil(t, renewed)
+			close(proceed)
+			resp = <-slow
+			require.NotNil(t, resp)
+
+			assert.Equal(t, http.StatusInternalServerError, resp.StatusCode)
+			require.Len(t, f.errors(), 1)
+			assert.ErrorIs(t, f.errors()[0], tt.wantErr)
+			ck := sessionCookie(t, resp)
+			if tt.wantCookie {
+				if assert.NotNil(t, ck) {
+					assert.Equal(t, renewed.Value, ck.Value)
+				}
+			} else {
+				assert.Nil(t, ck, "the new cookie is not cleared")
+			}
+			assert.Equal(t, renewed.Value, f.jarCookie(c).Value)
+			_, body = f.do(t, c, "GET /get?k=slow")
+			assert.Empty(t, body)
+		})
+	}
 }

@@ -36,9 +36,9 @@ func Put(ctx context.Context, key string, value any) {
 
 // Get returns the value of key decoded into a Go value, or nil if the
 // session has no such key. Values come back in msgpack's generic types:
-// strings, []byte, bool, time.Time (in UTC), the integer type the encoding
-// chose (int8 to int64 or uint8 to uint64, whatever was stored), float32 or
-// float64, []any and map[string]any (a stored struct comes back as the
+// string, []byte, bool, time.Time (in UTC), integers as the smallest type
+// that holds them (42 comes back as int8, whatever type was put), float32
+// or float64, []any and map[string]any (a stored struct comes back as the
 // latter). The typed getters and GetAs spare callers the conversions.
 func Get(ctx context.Context, key string) any {
 	raw, ok := from(ctx).raw(key)
@@ -48,9 +48,12 @@ func Get(ctx context.Context, key string) any {
 	return decodeStored(raw)
 }
 
-// GetAs decodes the value of key into a T, such as a struct. It reports
-// false, with T's zero value, if the key is missing or its value does not
-// decode into a T.
+// GetAs decodes the value of key into a T, such as a struct (fields by name
+// or `msgpack` tag). It reports false, with T's zero value, if the key is
+// missing or its value does not decode into a T. msgpack's conversions are
+// lenient: integers change width without a range check (300 into an int8
+// gives 44) and a []byte decodes into a string. For exact types of scalars
+// use the typed getters.
 func GetAs[T any](ctx context.Context, key string) (T, bool) {
 	var v T
 	raw, ok := from(ctx).raw(key)
