@@ -127,5 +127,11 @@
 // written since the last fsync may, and SkipDamaged recovers the log up to
 // the hole.
 //
+// Replay streams each segment through one 1 MiB buffer, grown only for a
+// frame longer than that and only once the frame's checksum holds, so
+// Open's memory does not grow with the segment size or the length of the
+// log. It still reads the whole preallocated tail of the last segment, in
+// chunks, to check that nothing but zeros follows the end marker.
+//
 // A Log is safe for concurrent use. A [Pending] is not.
 package wal

@@ -41,6 +41,14 @@ func waitForNoWALGoroutines(timeout time.Duration) []string {
 // the syncer goroutine (the alternative the benchmark compares).
 func SetEverysecInFlusher(o *Options) { o.everysecInFlusher = true }
 
+// SetReadBufferSize makes replay read through a buffer of n bytes until t
+// ends, so that tests can make frames straddle reads.
+func SetReadBufferSize(t testing.TB, n int) {
+	old := readBufferSize
+	readBufferSize = n
+	t.Cleanup(func() { readBufferSize = old })
+}
+
 // SegmentName exposes segmentName.
 func SegmentName(first uint64) string { return segmentName(first) }
 

@@ -1,10 +1,7 @@
 package wal
 
 import (
-	"encoding/binary"
 	"fmt"
-	"hash/crc32"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -26,7 +23,7 @@ type replayer struct {
 	from   uint64
 	apply  func(*Record) error
 
-	buf    []byte // one whole segment; records alias it
+	sr     segmentReader // its buffer is kept from segment to segment; records alias it
 	rec    Record
 	info   ReplayInfo
 	expect uint64 // the LSN the next record must carry; 0 before the first segment
@@ -91,7 +88,12 @@ func (r *replayer) segment(s *segInfo, last bool, limit uint64) (tail *segment, 
 			}
 		}
 	}()
-	b, err := r.read(f)
+	sr := &r.sr
+	err = sr.reset(f)
+	var header []byte
+	if err == nil {
+		header, err = sr.at(0, segmentHeaderSize)
+	}
 	if err != nil {
 		return nil, false, fmt.Errorf("wal: read %s: %w", name, err)
 	}
@@ -107,53 +109,69 @@ func (r *replayer) segment(s *segInfo, last bool, limit uint64) (tail *segment, 
 	}
 	r.expect, r.gapOK = s.first, false
 
-	reason, err := checkSegmentHeader(b, s.first)
+	reason, err := checkSegmentHeader(header, s.first)
 	if err != nil {
 		return nil, false, fmt.Errorf("wal: %s: %w", name, err)
 	}
 	if reason != "" {
-		return nil, last, r.badHeader(f, name, b, last, reason)
+		return nil, last, r.badHeader(name, last, reason)
 	}
 
-	off := segmentHeaderSize
-	end, err := r.frames(f, name, b, last, limit, &off)
+	sr.off = segmentHeaderSize
+	end, err := r.frames(name, last, limit)
 	if err != nil {
 		return nil, false, err
 	}
-	s.bytes = int64(end)
-	r.info.Bytes += int64(end)
+	s.bytes = end
+	r.info.Bytes += end
 	if !last {
 		return nil, false, nil
 	}
-	return &segment{first: s.first, next: r.expect, size: int64(end), f: f}, false, nil
+	return &segment{first: s.first, next: r.expect, size: end, f: f}, false, nil
 }
 
-// frames replays the frames from *off and returns where the clean data ends.
-func (r *replayer) frames(f File, name string, b []byte, last bool, limit uint64, off *int) (int, error) {
+// frames replays the frames from the reader's cursor on and returns where
+// the clean data ends.
+func (r *replayer) frames(name string, last bool, limit uint64) (int64, error) {
+	sr := &r.sr
 	for {
-		payload, n, ferr := ReadFrame(b[*off:])
+		payload, n, ferr, err := sr.frame()
+		if err != nil {
+			return 0, fmt.Errorf("wal: read %s: %w", name, err)
+		}
+		off := sr.off
 		if ferr == nil {
 			bad, err := r.record(payload, limit)
 			if err != nil {
-				return 0, fmt.Errorf("wal: replay %s at offset %d: %w", name, *off, err)
+				return 0, fmt.Errorf("wal: replay %s at offset %d: %w", name, off, err)
 			}
 			if bad != nil {
-				return *off, r.damage(f, name, b, *off, last, bad.Reason, bad.Err)
+				return off, r.damage(name, off, last, bad.Reason, bad.Err)
 			}
-			*off += n
+			sr.off += int64(n)
 			continue
 		}
-		if nonzeroEnd(b[*off:]) == 0 {
-			return *off, nil // the end marker and zero-filled space
+		end, err := sr.dataEnd(off)
+		if err != nil {
+			return 0, fmt.Errorf("wal: read %s: %w", name, err)
 		}
-		if last && !validFrameAfter(b, *off) {
-			return *off, r.torn(f, name, b, *off)
+		if end == off {
+			return off, nil // the end marker and zero-filled space
+		}
+		if last {
+			valid, err := sr.validFrameAfter(off, end)
+			if err != nil {
+				return 0, fmt.Errorf("wal: read %s: %w", name, err)
+			}
+			if !valid {
+				return off, r.torn(name, off, end)
+			}
 		}
 		reason := ferr.Error()
 		if ferr == ErrEndMarker {
 			reason = "end marker before more data"
 		}
-		return *off, r.damage(f, name, b, *off, last, reason, ferr)
+		return off, r.damage(name, off, last, reason, ferr)
 	}
 }
 
@@ -177,57 +195,51 @@ func (r *replayer) record(payload []byte, limit uint64) (bad *CorruptError, err 
 	return nil, nil
 }
 
-func (r *replayer) read(f File) ([]byte, error) {
-	size, err := f.Size()
-	if err != nil {
-		return nil, err
-	}
-	if int64(cap(r.buf)) < size {
-		r.buf = make([]byte, size)
-	}
-	n, err := f.ReadAt(r.buf[:size], 0)
-	if err == io.EOF {
-		err = nil
-	}
-	return r.buf[:n], err
-}
-
 // torn truncates a torn write at off, so that appends and later recoveries
-// see a clean end.
-func (r *replayer) torn(f File, name string, b []byte, off int) error {
-	n := nonzeroEnd(b[off:])
-	if err := f.Truncate(int64(off)); err != nil {
+// see a clean end; its non-zero bytes end at end.
+func (r *replayer) torn(name string, off, end int64) error {
+	f := r.sr.f
+	if err := f.Truncate(off); err != nil {
 		return fmt.Errorf("wal: truncate torn tail of %s: %w", name, err)
 	}
 	if err := f.Sync(); err != nil {
 		return fmt.Errorf("wal: truncate torn tail of %s: %w", name, err)
 	}
-	r.info.TornBytes += int64(n)
+	r.info.TornBytes += end - off
 	r.logger.Warn("wal: truncated a torn write at the end of the log",
-		slog.String("file", name), slog.Int("offset", off), slog.Int("bytes", n))
+		slog.String("file", name), slog.Int64("offset", off), slog.Int64("bytes", end-off))
 	return nil
 }
 
 // badHeader handles a segment whose header is unreadable. In the last
 // segment with no valid frame after it, it is a segment whose creation was
 // cut short: removed as torn.
-func (r *replayer) badHeader(f File, name string, b []byte, last bool, reason string) error {
+func (r *replayer) badHeader(name string, last bool, reason string) error {
 	path := filepath.Join(r.dir, name)
-	if last && !validFrameAfter(b, 0) {
-		if err := r.fsys.Remove(path); err != nil {
-			return fmt.Errorf("wal: remove torn segment: %w", err)
+	if last {
+		end, err := r.sr.dataEnd(0)
+		var valid bool
+		if err == nil {
+			valid, err = r.sr.validFrameAfter(0, end)
 		}
-		n := nonzeroEnd(b)
-		r.info.TornBytes += int64(n)
-		r.logger.Warn("wal: removed a segment torn during creation",
-			slog.String("file", name), slog.Int("bytes", n))
-		return nil
+		if err != nil {
+			return fmt.Errorf("wal: read %s: %w", name, err)
+		}
+		if !valid {
+			if err := r.fsys.Remove(path); err != nil {
+				return fmt.Errorf("wal: remove torn segment: %w", err)
+			}
+			r.info.TornBytes += end
+			r.logger.Warn("wal: removed a segment torn during creation",
+				slog.String("file", name), slog.Int64("bytes", end))
+			return nil
+		}
 	}
-	if err := r.damage(f, name, b, 0, false, reason, nil); err != nil || !last {
+	if err := r.damage(name, 0, false, reason, nil); err != nil || !last {
 		return err
 	}
 	// A last segment without a header cannot be appended to.
-	if err := r.preserve(name, b); err != nil {
+	if err := r.preserve(name, 0); err != nil {
 		return err
 	}
 	if err := r.fsys.Remove(path); err != nil {
@@ -239,22 +251,23 @@ func (r *replayer) badHeader(f File, name string, b []byte, last bool, reason st
 // damage reports damage at off, or with SkipDamaged logs it, counts it and
 // skips the rest of the segment. A damaged last segment is then cut at the
 // damage, after its damaged bytes are saved, so appends can follow.
-func (r *replayer) damage(f File, name string, b []byte, off int, last bool, reason string, cause error) error {
-	ce := &CorruptError{File: name, Offset: int64(off), Reason: reason, Err: cause}
+func (r *replayer) damage(name string, off int64, last bool, reason string, cause error) error {
+	ce := &CorruptError{File: name, Offset: off, Reason: reason, Err: cause}
 	if !r.opts.SkipDamaged {
 		return ce
 	}
 	r.info.SkippedSegments++
 	r.gapOK = true
 	r.logger.Warn("wal: skipping the rest of a damaged segment",
-		slog.String("file", name), slog.Int("offset", off), slog.String("reason", reason))
+		slog.String("file", name), slog.Int64("offset", off), slog.String("reason", reason))
 	if !last {
 		return nil
 	}
-	if err := r.preserve(name, b[off:]); err != nil {
+	if err := r.preserve(name, off); err != nil {
 		return err
 	}
-	if err := f.Truncate(int64(off)); err != nil {
+	f := r.sr.f
+	if err := f.Truncate(off); err != nil {
 		return fmt.Errorf("wal: truncate damaged %s: %w", name, err)
 	}
 	if err := f.Sync(); err != nil {
@@ -263,15 +276,19 @@ func (r *replayer) damage(f File, name string, b []byte, off int, last bool, rea
 	return nil
 }
 
-// preserve saves damaged bytes as "<segment>.damaged" before they are cut.
-func (r *replayer) preserve(name string, b []byte) error {
-	b = b[:nonzeroEnd(b)]
+// preserve saves the segment's bytes from off to the end of its non-zero
+// data as "<segment>.damaged" before they are cut.
+func (r *replayer) preserve(name string, off int64) error {
+	end, err := r.sr.dataEnd(off)
+	if err != nil {
+		return fmt.Errorf("wal: read %s: %w", name, err)
+	}
 	path := filepath.Join(r.dir, name+".damaged")
 	f, err := r.fsys.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, fileMode)
 	if err != nil {
 		return fmt.Errorf("wal: save damaged bytes: %w", err)
 	}
-	err = writeAll(f, b, 0)
+	err = r.sr.copyTo(f, off, end)
 	if err == nil {
 		err = f.Sync()
 	}
@@ -282,34 +299,4 @@ func (r *replayer) preserve(name string, b []byte) error {
 		return fmt.Errorf("wal: save damaged bytes: %w", err)
 	}
 	return nil
-}
-
-// nonzeroEnd returns the length of b without its trailing zero bytes.
-func nonzeroEnd(b []byte) int {
-	n := len(b)
-	for n >= 8 && binary.LittleEndian.Uint64(b[n-8:]) == 0 {
-		n -= 8
-	}
-	for n > 0 && b[n-1] == 0 {
-		n--
-	}
-	return n
-}
-
-// validFrameAfter reports whether a frame with a matching CRC starts anywhere
-// after off. That tells a torn tail (nothing valid follows) from damage in
-// the middle of the log.
-func validFrameAfter(b []byte, off int) bool {
-	end := nonzeroEnd(b)
-	for o := off + 1; o < end && o+HeaderSize < len(b); o++ {
-		length := binary.LittleEndian.Uint32(b[o:])
-		if length == 0 || length > MaxFrameSize || int64(length) > int64(len(b)-o-HeaderSize) {
-			continue
-		}
-		payload := b[o+HeaderSize : o+HeaderSize+int(length)]
-		if crc32.Checksum(payload, castagnoli) == binary.LittleEndian.Uint32(b[o+4:]) {
-			return true
-		}
-	}
-	return false
 }
