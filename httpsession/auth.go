@@ -187,7 +187,8 @@ func SetRoles(ctx context.Context, roles ...string) error {
 	return RenewToken(ctx)
 }
 
-// HasRole reports whether the session's roles (RolesKey) include role.
+// HasRole reports whether the session's roles (RolesKey) include role. It
+// does not check that the session is authenticated; RequireRole does.
 func HasRole(ctx context.Context, role string) bool {
 	raw, ok := from(ctx).raw(RolesKey)
 	if !ok {

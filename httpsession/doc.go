@@ -49,6 +49,12 @@
 // keeps the cookie off cross-site POSTs; pair it with
 // http.CrossOriginProtection for defence in depth against CSRF.
 //
+// # Roles
+//
+// RequireRole admits an authenticated session whose list of role names
+// under RolesKey holds the role. SetRoles replaces the list and renews the
+// token in one call, since a change of privilege calls for a new ID.
+//
 // # Stored format
 //
 // Session data is a msgpack map from string keys to msgpack-encoded values,
