@@ -5,7 +5,7 @@
 #
 # Usage: bench/run.sh
 #
-# Run it on a quiet machine: at the defaults it takes about half an hour.
+# Run it on a quiet machine: at the defaults it takes 35 to 40 minutes.
 # Environment, with defaults:
 #   COUNT=6              runs of every benchmark (benchstat wants at least 6)
 #   CPU=1,2              GOMAXPROCS values
