@@ -366,6 +366,11 @@ func (e *encoder) add(r *wal.Record) error {
 		return errAddAfterFill
 	case e.err != nil:
 		return e.err
+	case e.ctx.Err() != nil:
+		// Another part of the Write failed: stop this fill now rather
+		// than at its next full chunk.
+		e.err = errAborted
+		return e.err
 	case r == nil || r.Op != wal.OpPut:
 		e.err = fmt.Errorf("%w: a snapshot holds puts only", wal.ErrInvalidRecord)
 		return e.err
