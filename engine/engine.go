@@ -106,6 +106,9 @@ func (e *Engine) shardOf(h uint64) (*shard.Shard, int) {
 	return &e.shards[i].Shard, i
 }
 
+// Now returns the engine's coarse clock: the time it judges deadlines by.
+func (e *Engine) Now() time.Time { return time.Unix(0, e.clock.nanos()) }
+
 // Len returns the number of sessions, including any past their deadline that
 // the janitor has not reaped yet.
 func (e *Engine) Len() int { return int(e.live.Load()) }

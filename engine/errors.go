@@ -16,6 +16,10 @@ var (
 	// is true as well, so callers that do not care about the difference need
 	// check one error.
 	ErrExpired error = expiredError{}
+	// ErrRotated: a write (Update, Delete, Rotate) named the old ID of a
+	// session rotated within Options.RotateGrace; the old ID is read-only.
+	// errors.Is(err, ErrNotFound) is true as well.
+	ErrRotated error = rotatedError{}
 	// ErrClosed: the engine was closed.
 	ErrClosed = errors.New("sesscache: engine closed")
 	// ErrFull: creating the session would exceed Options.MaxSessions.
@@ -40,6 +44,11 @@ var (
 	// Options.SkipDamaged.
 	ErrCorrupt = wal.ErrCorrupt
 )
+
+type rotatedError struct{}
+
+func (rotatedError) Error() string        { return "sesscache: session ID was rotated; it is read-only" }
+func (rotatedError) Is(target error) bool { return target == ErrNotFound }
 
 type expiredError struct{}
 

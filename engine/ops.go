@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 
@@ -309,11 +310,17 @@ func (e *Engine) find(s *shard.Shard, si int, k *shard.Key, h uint64) shard.Rec 
 // its deadline.
 func (e *Engine) findLive(s *shard.Shard, si int, k *shard.Key, h uint64) (shard.Rec, error) {
 	r := e.find(s, si, k, h)
-	if r.IsZero() || r.Flags()&shard.FlagAlias != 0 {
+	if r.IsZero() {
 		return shard.Rec{}, ErrNotFound
 	}
 	if r.Deadline(r.LastAccess()) <= e.clock.nanos() {
+		if r.Flags()&shard.FlagAlias != 0 {
+			return shard.Rec{}, ErrNotFound
+		}
 		return shard.Rec{}, ErrExpired
+	}
+	if r.Flags()&shard.FlagAlias != 0 {
+		return shard.Rec{}, ErrRotated
 	}
 	return r, nil
 }
@@ -329,9 +336,15 @@ func (e *Engine) Delete(id string) error {
 		return err
 	}
 	s, si := e.shardOf(h)
-	r := e.find(s, si, &k, h)
-	if r.IsZero() || r.Flags()&shard.FlagAlias != 0 {
-		return ErrNotFound
+	r, err := e.findLive(s, si, &k, h)
+	if errors.Is(err, ErrRotated) || errors.Is(err, ErrNotFound) && !errors.Is(err, ErrExpired) {
+		return err
+	}
+	if r.IsZero() {
+		// Expired: remove it all the same.
+		if r = e.find(s, si, &k, h); r.IsZero() {
+			return ErrNotFound
+		}
 	}
 	p := e.pending()
 	defer release(p)
@@ -339,7 +352,7 @@ func (e *Engine) Delete(id string) error {
 		return err
 	}
 	s.Lock()
-	if r = s.Lookup(&k, h); r.IsZero() {
+	if !s.Current(r, h) {
 		s.Unlock()
 		return ErrNotFound
 	}
@@ -368,11 +381,25 @@ func (e *Engine) Delete(id string) error {
 
 // Rotate moves a session to a fresh ID and returns it under that ID: same
 // owner, data, creation time and deadlines, version bumped. The old ID stops
-// working at once. Call it after login and any change of privilege, so an ID
-// an attacker planted or saw before is worthless after.
-func (e *Engine) Rotate(id string) (Session, error) {
+// working at once (or after Options.RotateGrace, read-only). Call it after
+// any change of privilege, so an ID an attacker planted or saw before is
+// worthless after.
+func (e *Engine) Rotate(id string) (Session, error) { return e.RotateWith(id, RotateOptions{}) }
+
+// RotateOptions changes a session as it moves to a fresh ID.
+type RotateOptions struct {
+	// UserID, if not empty, makes it the session's owner: the login of an
+	// anonymous session, or a switch of user, in one atomic, logged step.
+	UserID string
+}
+
+// RotateWith is Rotate that may also change the session's owner.
+func (e *Engine) RotateWith(id string, o RotateOptions) (Session, error) {
 	if e.closed.Load() {
 		return Session{}, ErrClosed
+	}
+	if err := e.checkSizes(o.UserID, nil); err != nil {
+		return Session{}, err
 	}
 	k, h, err := e.parse(id)
 	if err != nil {
@@ -393,7 +420,11 @@ func (e *Engine) Rotate(id string) (Session, error) {
 		m.Version++
 		m.Hint = uint16(nh)
 		now := e.clock.nanos()
-		nr := r.With(&nk, m, now, r.Data())
+		owner := r.UserID()
+		if o.UserID != "" {
+			owner = o.UserID
+		}
+		nr := shard.NewRec(&nk, m, max(now, r.LastAccess()), owner, r.Data())
 		if p != nil {
 			put := putRecord(nr, wal.Key{Digest: digestOf(&nk), Hint: uint16(nh)})
 			buf := e.sealer.sealRecord(&put)
@@ -417,7 +448,9 @@ func (e *Engine) Rotate(id string) (Session, error) {
 		s2.Insert(nh, nr)
 		if u := r.UserID(); u != "" {
 			e.users.remove(u, k)
-			e.users.add(u, nk, i2)
+		}
+		if owner != "" {
+			e.users.add(owner, nk, i2)
 		}
 		if g := int64(e.opts.RotateGrace); g > 0 {
 			// The old ID forwards to the new one, read-only, until the grace
@@ -429,6 +462,11 @@ func (e *Engine) Rotate(id string) (Session, error) {
 		e.stats.deleted.Add(1)
 		if err := e.wait(lsn); err != nil {
 			return Session{}, err
+		}
+		if owner != r.UserID() && e.opts.MaxSessionsPerUser > 0 {
+			if err := e.enforceUserCap(owner, nk); err != nil {
+				return Session{}, err
+			}
 		}
 		return makeSession(e.tokenOf(nk), nr, nr.LastAccess()), nil
 	}

@@ -297,3 +297,40 @@ func TestFingerprintBinding(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, got.Rotated())
 }
+
+func TestRotateWithSetsOwner(t *testing.T) {
+	dir := t.TempDir()
+	clock := NewManualClock(epoch)
+	e := openDir(t, dir, clock, Options{RotateGrace: time.Minute, MaxSessionsPerUser: 2})
+	for range 2 {
+		clock.Advance(time.Second)
+		mustCreate(t, e, CreateOptions{UserID: "alice"})
+	}
+	anon := mustCreate(t, e, CreateOptions{Data: []byte("cart")})
+	s, err := e.RotateWith(anon.ID(), RotateOptions{UserID: "alice"})
+	require.NoError(t, err)
+	assert.Equal(t, "alice", s.UserID())
+	assert.Equal(t, []byte("cart"), s.Data())
+	assert.Equal(t, 2, e.users.count("alice"), "the cap applies to the new owner")
+
+	old, err := e.Get(anon.ID())
+	require.NoError(t, err, "grace applies to a login too")
+	assert.Equal(t, "alice", old.UserID())
+	_, err = e.Update(anon.ID(), 0, setData("x"))
+	assert.ErrorIs(t, err, ErrRotated)
+	assert.ErrorIs(t, err, ErrNotFound)
+	assert.ErrorIs(t, e.Delete(anon.ID()), ErrRotated)
+
+	_, err = e.RotateWith(s.ID(), RotateOptions{UserID: strings.Repeat("u", 300)})
+	assert.ErrorIs(t, err, ErrTooLarge)
+	require.NoError(t, e.Close())
+
+	e = openDir(t, dir, clock, Options{})
+	got, err := e.Get(s.ID())
+	require.NoError(t, err)
+	assert.Equal(t, "alice", got.UserID(), "the owner change was logged")
+	n, err := e.RevokeUser("alice")
+	require.NoError(t, err)
+	assert.Equal(t, 2, n)
+	assert.Equal(t, epoch.Add(2*time.Second), e.Now().UTC())
+}

@@ -59,17 +59,14 @@ func (st *state) renewLocked() error {
 }
 
 // Login makes the request's session an authenticated one owned by userID,
-// under a new ID, after you have checked the user's credentials. The values
-// of an anonymous session (a shopping cart, say) are carried over, together
-// with this request's uncommitted changes; the anonymous session is
-// deleted. Values of a session owned by another user are not carried over:
-// the new session starts with this request's changes only. Logging in again
-// as the current owner just renews the token.
-//
-// The engine fixes a session's owner at creation, so Login creates a new
-// session rather than renaming the old one. Unlike RenewToken it therefore
-// gives the old ID no grace period: a request still in flight with it finds
-// no session.
+// under a new ID, after you have checked the user's credentials. An
+// anonymous session (a shopping cart, say) keeps its values and this
+// request's uncommitted changes: the engine moves it to a new ID and sets
+// its owner in one step (engine.RotateWith), so, as with RenewToken, the old
+// ID keeps working read-only for the engine's RotateGrace. Values of a
+// session owned by another user are not carried over: the new session
+// starts with this request's changes only, and the other user's session is
+// deleted. Logging in again as the current owner just renews the token.
 //
 // Login returns ErrHeadersWritten once the response has begun, ErrRotated
 // if this request's ID was rotated away already, and engine errors
@@ -90,20 +87,21 @@ func Login(ctx context.Context, userID string) error {
 		return ErrRotated
 	case !old.IsZero() && old.UserID() == userID:
 		return st.renewLocked()
-	}
-	var base []byte
-	if !old.IsZero() && old.UserID() == "" {
-		// Read it again: a request running beside this one may have added
-		// to the cart since this one loaded it.
-		cur, err := st.m.lookup(old.ID(), st.fp)
+	case !old.IsZero() && old.UserID() == "":
+		s, err := st.m.store.RotateWith(old.ID(), engine.RotateOptions{UserID: userID})
 		switch {
 		case err == nil:
-			base = cur.Data()
+			// The delta is applied to the new ID at commit.
+			st.sess = s
+			st.cookie = cookieSet
+			return nil
 		case !isNotFound(err):
-			return fmt.Errorf("httpsession: reading session: %w", err)
+			return fmt.Errorf("httpsession: logging in: %w", err)
 		}
+		// The anonymous session ended meanwhile: start afresh below.
+		old = engine.Session{}
 	}
-	data, err := merge(base, st.delta)
+	data, err := merge(nil, st.delta)
 	if err != nil {
 		return fmt.Errorf("httpsession: encoding session: %w", err)
 	}
@@ -112,10 +110,10 @@ func Login(ctx context.Context, userID string) error {
 		return fmt.Errorf("httpsession: creating session: %w", err)
 	}
 	if !old.IsZero() {
+		// Another user's session: end it rather than leave two live sessions.
 		if err := st.m.store.Delete(old.ID()); err != nil && !isNotFound(err) {
-			// Leave things as they were rather than with two live sessions.
 			_ = st.m.store.Delete(s.ID())
-			return fmt.Errorf("httpsession: deleting the anonymous session: %w", err)
+			return fmt.Errorf("httpsession: ending the previous user's session: %w", err)
 		}
 	}
 	st.sess = s

@@ -28,11 +28,14 @@ func TestLoginRotatesCookie(t *testing.T) {
 	_, body = f.do(t, c, "GET /get?k=cart")
 	assert.Equal(t, "3", body, "the anonymous session's values came along")
 
-	// The owner is fixed at creation, so login made a new session and
-	// deleted the anonymous one: its ID is dead at once, grace or not.
+	// Login moved the anonymous session to the new ID and owner in one
+	// step: during the grace period the old ID still reads it, and no
+	// second session exists.
 	other := f.client(t)
 	_, body = f.do(t, other, "GET /get?k=cart", anon)
-	assert.Empty(t, body)
+	assert.Equal(t, "3", body)
+	_, body = f.do(t, other, "GET /whoami", anon)
+	assert.Equal(t, "alice", body)
 	assert.Equal(t, 1, f.store.Len())
 }
 
@@ -53,16 +56,22 @@ func TestLoginAsAnotherUserCarriesNothing(t *testing.T) {
 // grace period, and every response to it carries the new cookie.
 func TestOldCookieDuringAndAfterGrace(t *testing.T) {
 	const grace = 30 * time.Second
-	tests := []struct{ name, renew string }{
-		{"RenewToken", "POST /renew"},
-		{"Login as the same user", "POST /login?user=alice"},
-		{"SetRoles", "POST /roles?role=admin"},
+	tests := []struct {
+		name, renew string
+		anonymous   bool // the session is not logged in before the renewal
+	}{
+		{"RenewToken", "POST /renew", false},
+		{"Login as the same user", "POST /login?user=alice", false},
+		{"Login of an anonymous session", "POST /login?user=alice", true},
+		{"SetRoles", "POST /roles?role=admin", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFixture(t, engine.Options{RotateGrace: grace}, httpsession.Options{}, nil)
 			c := f.client(t)
-			f.do(t, c, "POST /login?user=alice")
+			if !tt.anonymous {
+				f.do(t, c, "POST /login?user=alice")
+			}
 			f.do(t, c, "POST /put?k=a&v=1")
 			old := f.jarCookie(c)
 
