@@ -30,7 +30,8 @@ import (
 // stops calling it (calls already under way on other goroutines finish) and
 // returns that error wrapped. Should the file change between the verifying
 // pass and the applying one, the second pass still checks every frame and
-// count and returns an error, but after some apply calls. A nil apply only verifies.
+// count and returns an error, but after some apply calls. A nil apply only
+// verifies (one pass).
 //
 // Load holds about Workers × the largest chunk (256 KiB as Write makes them)
 // plus 20 bytes per chunk for the table, whatever the file's size.
