@@ -16,19 +16,20 @@ import (
 // putStruct mirrors a Put record for msgpack's reflection codec.
 type putStruct struct {
 	//lint:ignore U1000 read by msgpack through reflection
-	_msgpack   struct{} `msgpack:",as_array"`
-	Op         uint8
-	Digest     []byte
-	Hint       uint16
-	Version    uint64
-	Created    int64
-	LastAccess int64
-	Idle       int64
-	Absolute   int64
-	UserID     string
-	SealKeyID  uint32
-	Data       []byte
-	LSN        uint64
+	_msgpack    struct{} `msgpack:",as_array"`
+	Op          uint8
+	Digest      []byte
+	Hint        uint16
+	Version     uint64
+	Created     int64
+	LastAccess  int64
+	Idle        int64
+	Absolute    int64
+	UserID      string
+	SealKeyID   uint32
+	Data        []byte
+	Fingerprint uint64
+	LSN         uint64
 }
 
 func benchPut() (Record, putStruct) {
@@ -36,13 +37,14 @@ func benchPut() (Record, putStruct) {
 	s := putStruct{
 		Op: uint8(r.Op), Digest: r.Key.Digest[:], Hint: r.Key.Hint, Version: r.Version,
 		Created: r.Created, LastAccess: r.LastAccess, Idle: r.Idle, Absolute: r.Absolute,
-		UserID: string(r.UserID), SealKeyID: r.SealKeyID, Data: r.Data, LSN: r.LSN,
+		UserID: string(r.UserID), SealKeyID: r.SealKeyID, Data: r.Data, Fingerprint: r.Fingerprint,
+		LSN: r.LSN,
 	}
 	return r, s
 }
 
 func encodeByHand(enc *msgpack.Encoder, s *putStruct) error {
-	enc.EncodeArrayLen(12)
+	enc.EncodeArrayLen(13)
 	enc.EncodeUint(uint64(s.Op))
 	enc.EncodeBytes(s.Digest)
 	enc.EncodeUint(uint64(s.Hint))
@@ -54,6 +56,7 @@ func encodeByHand(enc *msgpack.Encoder, s *putStruct) error {
 	enc.EncodeString(s.UserID)
 	enc.EncodeUint(uint64(s.SealKeyID))
 	enc.EncodeBytes(s.Data)
+	enc.EncodeUint(s.Fingerprint)
 	return enc.EncodeUint(s.LSN)
 }
 
@@ -161,6 +164,7 @@ func decodeByHand(dec *msgpack.Decoder, s *putStruct) (err error) {
 	s.UserID, _ = dec.DecodeString()
 	s.SealKeyID, _ = dec.DecodeUint32()
 	s.Data, _ = dec.DecodeBytes()
+	s.Fingerprint, _ = dec.DecodeUint64()
 	s.LSN, err = dec.DecodeUint64()
 	return err
 }

@@ -19,6 +19,7 @@ func samplePut() Record {
 		Version: 3, Created: 1_700_000_000_000_000_000, LastAccess: 1_700_000_001_000_000_000,
 		Idle: 30 * 60 * 1e9, Absolute: 1_700_086_400_000_000_000,
 		UserID: []byte("user-42"), SealKeyID: 2, Data: bytes.Repeat([]byte{0xab}, 200),
+		Fingerprint: 0x9e3779b97f4a7c15,
 	}
 	return r
 }
@@ -34,6 +35,43 @@ func TestAppendRecordDecodeRecordRoundTrip(t *testing.T) {
 		assert.Equal(t, want, CloneRecord(&got), "record %d", i)
 		assert.Equal(t, payload, AppendRecord(nil, &got), "re-encode of record %d", i)
 	}
+}
+
+// TestPutGoldenBytes pins the Put layout of format version 2 byte by byte,
+// written out by hand from the package comment rather than by the encoder,
+// so that a change to the encoder that changes the format fails here.
+func TestPutGoldenBytes(t *testing.T) {
+	r := Record{
+		Op: OpPut, LSN: 0x1234,
+		Key:     Key{Digest: [16]byte{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}, Hint: 0x0102},
+		Version: 1, Created: 2, LastAccess: -1, Idle: 0x80, Absolute: 0x10000,
+		UserID: []byte("u"), Data: []byte{0xaa, 0xbb}, Fingerprint: 0xfedcba9876543210,
+	}
+	want := bytes.Join([][]byte{
+		{0x9d},       // fixarray of 13
+		{0x01},       // op Put
+		{0xc4, 0x10}, // digest: bin8 of 16
+		{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15},
+		{0xcd, 0x01, 0x02},             // hint: uint16
+		{0x01},                         // version
+		{0x02},                         // created
+		{0xff},                         // lastAccess: negative fixint -1
+		{0xcc, 0x80},                   // idle: uint8
+		{0xce, 0x00, 0x01, 0x00, 0x00}, // absolute: uint32
+		{0xa1, 'u'},                    // userID: fixstr
+		{0x00},                         // sealKeyID: plaintext
+		{0xc4, 0x02, 0xaa, 0xbb},       // data: bin8
+		{0xcf, 0xfe, 0xdc, 0xba, 0x98, 0x76, 0x54, 0x32, 0x10}, // fingerprint: uint64
+		{0xcd, 0x12, 0x34}, // lsn: uint16
+	}, nil)
+	assert.Equal(t, want, AppendRecord(nil, &r))
+	var got Record
+	require.NoError(t, DecodeRecord(want, &got))
+	assert.Equal(t, r, CloneRecord(&got))
+
+	r.Fingerprint = 0 // unbound: one byte
+	want = append(want[:len(want)-12], 0x00, 0xcd, 0x12, 0x34)
+	assert.Equal(t, want, AppendRecord(nil, &r))
 }
 
 func TestPendingMatchesAppendRecord(t *testing.T) {
@@ -172,7 +210,7 @@ func TestPayloadIsGenericMessagePack(t *testing.T) {
 
 	digest := put.Key.Digest[:]
 	putFields := []any{uint64(1), digest, uint64(0xbeef), uint64(3), put.Created, put.LastAccess,
-		put.Idle, put.Absolute, "user-42", uint64(2), put.Data}
+		put.Idle, put.Absolute, "user-42", uint64(2), put.Data, put.Fingerprint}
 	cases := []struct {
 		name string
 		r    Record
@@ -298,6 +336,24 @@ func TestDecodeRecordStrict(t *testing.T) {
 		{"put data bin16 short", putWith(11, b(mpBin16, 0, 1, 'd'))},
 		{"put data bin32 short", putWith(11, append(b(mpBin32, 0, 0, 1, 0), make([]byte, 256)...))},
 		{"put data length beyond payload", putWith(11, b(mpBin32, 0x7f, 0xff, 0xff, 0xff))},
+		{"put fingerprint negative", putWith(12, b(0xff))},
+		{"put fingerprint as int64", putWith(12, b(mpInt64, 0x9e, 0x37, 0x79, 0xb9, 0x7f, 0x4a, 0x7c, 0x15))},
+		{"put fingerprint uint64 small", putWith(12, b(mpUint64, 0, 0, 0, 0, 0, 0, 0, 5))},
+		{"put fingerprint uint8 small", putWith(12, b(mpUint8, 5))},
+		{"put fingerprint nil", putWith(12, b(0xc0))},
+		{"put fingerprint as bin", putWith(12, b(mpBin8, 8, 0x9e, 0x37, 0x79, 0xb9, 0x7f, 0x4a, 0x7c, 0x15))},
+		// Format version 1's Put had no fingerprint: 12 elements, lsn last.
+		{"put in version 1 layout", func() []byte {
+			fields := splitPut(t, valid)
+			fields[0], fields[12] = b(0x9c), nil
+			return bytes.Join(fields, nil)
+		}()},
+		{"put 13 elements under a 12-element header", putWith(0, b(0x9c))},
+		{"batch put in version 1 layout", func() []byte {
+			fields := splitPut(t, valid)
+			sub := bytes.Join(append([][]byte{b(0x9b)}, fields[1:12]...), nil)
+			return del(b(0x93, 4, 0x91), sub, b(8))
+		}()},
 	}...)
 
 	for _, tc := range cases {
@@ -313,7 +369,7 @@ func TestDecodeRecordStrict(t *testing.T) {
 	require.NoError(t, DecodeRecord(valid, &r), "the table's base Put is valid")
 }
 
-// splitPut splits a Put payload into its array header and 12 elements, so a
+// splitPut splits a Put payload into its array header and 13 elements, so a
 // test can swap one element for a malformed one.
 func splitPut(t *testing.T, payload []byte) [][]byte {
 	t.Helper()
@@ -336,6 +392,7 @@ func splitPut(t *testing.T, payload []byte) [][]byte {
 	mark(func() { c.str() })
 	mark(func() { c.uint(math.MaxUint32, "seal") })
 	mark(func() { c.bin() })
+	mark(func() { c.uint(math.MaxUint64, "fingerprint") })
 	mark(func() { c.uint(math.MaxUint64, "lsn") })
 	require.Empty(t, c.b)
 	return out

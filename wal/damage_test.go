@@ -2,6 +2,7 @@ package wal_test
 
 import (
 	"encoding/binary"
+	"fmt"
 	"hash/crc32"
 	"math/rand/v2"
 	"os"
@@ -201,20 +202,29 @@ func TestEndMarkerBeforeValidFrameIsCorruption(t *testing.T) {
 	assert.ErrorIs(t, err, wal.ErrEndMarker)
 }
 
+// TestUnsupportedVersionIsNeverSkipped covers an older format (version 1,
+// whose Put lacked the fingerprint and must not be misread as version 2) and
+// a newer one: both fail Open naming the version, even with SkipDamaged.
 func TestUnsupportedVersionIsNeverSkipped(t *testing.T) {
 	wal.VerifyNoLeaks(t)
 	src := damageSource(t)
-	path := filepath.Join(src.dir, wal.SegmentName(1))
-	data, err := os.ReadFile(path)
-	require.NoError(t, err)
-	binary.LittleEndian.PutUint32(data[8:], 2)
-	binary.LittleEndian.PutUint32(data[24:], crc32c(data[:24]))
-	require.NoError(t, os.WriteFile(path, data, 0o600))
-	for _, skip := range []bool{false, true} {
-		_, _, err = replayAll(t, src.dir, wal.Options{FS: fastFS(), SkipDamaged: skip}, 0)
-		require.Error(t, err)
-		assert.NotErrorIs(t, err, wal.ErrCorrupt)
-		assert.Contains(t, err.Error(), "version 2")
+	work := filepath.Join(t.TempDir(), "work")
+	for _, version := range []uint32{1, 3} {
+		copyDir(t, src.dir, work)
+		path := filepath.Join(work, wal.SegmentName(1))
+		data, err := os.ReadFile(path)
+		require.NoError(t, err)
+		require.EqualValues(t, wal.FormatVersion, binary.LittleEndian.Uint32(data[8:]))
+		binary.LittleEndian.PutUint32(data[8:], version)
+		binary.LittleEndian.PutUint32(data[24:], crc32c(data[:24]))
+		require.NoError(t, os.WriteFile(path, data, 0o600))
+		for _, skip := range []bool{false, true} {
+			_, _, err = replayAll(t, work, wal.Options{FS: fastFS(), SkipDamaged: skip}, 0)
+			require.Error(t, err, "version %d", version)
+			assert.NotErrorIs(t, err, wal.ErrCorrupt)
+			assert.Contains(t, err.Error(), fmt.Sprintf("version %d (this build reads version %d only)", version, wal.FormatVersion))
+			assert.Contains(t, err.Error(), wal.SegmentName(1))
+		}
 	}
 }
 

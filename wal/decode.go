@@ -132,6 +132,7 @@ func (c *cursor) body(r *Record, op Op) {
 		r.UserID = c.str()
 		r.SealKeyID = uint32(c.uint(math.MaxUint32, "sealKeyID"))
 		r.Data = c.bin()
+		r.Fingerprint = c.uint(math.MaxUint64, "fingerprint")
 	case OpTouch:
 		r.LastAccess = c.int("lastAccess")
 	}

@@ -39,7 +39,7 @@
 // The segment header (all integers little-endian):
 //
 //	+0   magic     8 bytes   "SESSWAL\x00"
-//	+8   version   uint32    1 (formatVersion)
+//	+8   version   uint32    2 (formatVersion)
 //	+12  reserved  uint32    0
 //	+16  first LSN uint64    equal to the number in the file name
 //	+24  CRC       uint32    CRC-32C (Castagnoli) of bytes 0..23
@@ -47,7 +47,9 @@
 //
 // A reader rejects a header with another magic, a bad CRC, non-zero reserved
 // words or a first LSN that disagrees with the file name. A valid header with
-// an unknown version is an error of its own, never skipped as damage.
+// any other version, older or newer, is an error of its own that names the
+// version, never skipped as damage and never read as the current format.
+// Version 1 (never released) had no fingerprint in Put; it is not read.
 //
 // # Frame
 //
@@ -68,7 +70,7 @@
 // The payload is exactly one MessagePack array, in canonical form:
 //
 //	Put    = [1, digest, hint, version, created, lastAccess, idle, absolute,
-//	          userID, sealKeyID, data, lsn]
+//	          userID, sealKeyID, data, fingerprint, lsn]
 //	Delete = [2, digest, hint, lsn]
 //	Touch  = [3, digest, hint, lastAccess, lsn]
 //	Batch  = [4, [op, ...], lsn]
@@ -86,10 +88,12 @@
 //	sealKeyID   uint, at most 0xffffffff; 0 means data is plaintext, otherwise
 //	            the engine sealed data with AES-GCM under that key id
 //	data        bin
+//	fingerprint uint, the hash of the client fingerprint the session is bound
+//	            to; 0 means unbound
 //	lsn         uint, at least 1
 //
 // A Batch holds at least one sub-record; sub-records are Put, Delete or Touch
-// arrays without their lsn element (so 11, 3 and 4 elements long) and never
+// arrays without their lsn element (so 12, 3 and 4 elements long) and never
 // another Batch. Its ops apply together under the Batch's LSN.
 //
 // The LSN is the last element so that a writer can encode and checksum the

@@ -28,7 +28,7 @@ const (
 
 // Element counts of each record array, with and without the trailing LSN.
 const (
-	putFields    = 11
+	putFields    = 12
 	deleteFields = 3
 	touchFields  = 4
 	batchFields  = 2
@@ -64,7 +64,8 @@ func appendBody(b []byte, r *Record, withLSN bool) []byte {
 		b = appendInt(b, r.Absolute)
 		b = appendStr(b, r.UserID)
 		b = appendUint(b, uint64(r.SealKeyID))
-		return appendBin(b, r.Data)
+		b = appendBin(b, r.Data)
+		return appendUint(b, r.Fingerprint)
 	case OpDelete:
 		b = appendArrayLen(b, deleteFields+extra)
 		return appendKey(b, r.Op, &r.Key)

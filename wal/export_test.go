@@ -55,6 +55,9 @@ func SegmentName(first uint64) string { return segmentName(first) }
 // SegmentHeaderSize exposes segmentHeaderSize.
 const SegmentHeaderSize = segmentHeaderSize
 
+// FormatVersion exposes formatVersion.
+const FormatVersion = formatVersion
+
 // VerifyNoLeaks fails t if, once t's cleanups run, any goroutine of this
 // package is still alive.
 func VerifyNoLeaks(t testing.TB) {
@@ -109,6 +112,7 @@ func randomSimple(rng *rand.Rand, op Op) Record {
 		r.UserID = randomBytes(rng, []int{0, 1, 31, 32, 255, 256})
 		r.SealKeyID = uint32(randomUint(rng))
 		r.Data = randomBytes(rng, []int{0, 1, 200, 255, 256, 70000})
+		r.Fingerprint = randomUint(rng)
 	case OpTouch:
 		r.LastAccess = randomInt(rng)
 	}

@@ -88,7 +88,7 @@ func bodySize(r *Record) int {
 		n += uintSize(r.Version) + intSize(r.Created) + intSize(r.LastAccess) +
 			intSize(r.Idle) + intSize(r.Absolute) + uintSize(uint64(r.SealKeyID)) +
 			strHeaderSize(len(r.UserID)) + len(r.UserID) +
-			binHeaderSize(len(r.Data)) + len(r.Data)
+			binHeaderSize(len(r.Data)) + len(r.Data) + uintSize(r.Fingerprint)
 	case OpTouch:
 		n += intSize(r.LastAccess)
 	}

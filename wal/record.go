@@ -63,6 +63,10 @@ type Record struct {
 	UserID     []byte
 	SealKeyID  uint32 // 0: Data is plaintext; otherwise sealed under this key id
 	Data       []byte
+	// Fingerprint is the hash of the client fingerprint the session is
+	// bound to; 0 means unbound. Logged so that a restart keeps the binding
+	// instead of silently lifting it.
+	Fingerprint uint64
 
 	// Batch only: the Put, Delete and Touch records applied together under
 	// the Batch's LSN.

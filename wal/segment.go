@@ -13,10 +13,16 @@ import (
 )
 
 // Segment file format constants; part of the format (see the package comment).
+//
+// formatVersion history (nothing before 2 was released, so only the current
+// version is read):
+//
+//	1  Put without the fingerprint element
+//	2  Put ends with fingerprint before the LSN
 const (
 	segmentExt        = ".wal"
 	segmentMagic      = "SESSWAL\x00"
-	formatVersion     = 1
+	formatVersion     = 2
 	segmentHeaderSize = 32
 )
 
@@ -30,8 +36,9 @@ const (
 	dirMode  = 0o700
 )
 
-// errUnsupportedVersion marks a well-formed header from a newer format. It is
-// never treated as damage: skipping it would silently drop data.
+// errUnsupportedVersion marks a well-formed header of another format version,
+// older or newer. It is never treated as damage: skipping it would silently
+// drop data, and decoding it as the current version would misread it.
 var errUnsupportedVersion = errors.New("wal: unsupported segment format version")
 
 // segmentName returns the file name of the segment whose first LSN is first.
@@ -76,7 +83,8 @@ func checkSegmentHeader(b []byte, first uint64) (reason string, err error) {
 	case crc32.Checksum(b[:24], castagnoli) != binary.LittleEndian.Uint32(b[24:]):
 		return "segment header checksum mismatch", nil
 	case binary.LittleEndian.Uint32(b[8:]) != formatVersion:
-		return "", fmt.Errorf("%w %d", errUnsupportedVersion, binary.LittleEndian.Uint32(b[8:]))
+		return "", fmt.Errorf("%w %d (this build reads version %d only)",
+			errUnsupportedVersion, binary.LittleEndian.Uint32(b[8:]), formatVersion)
 	case binary.LittleEndian.Uint32(b[12:]) != 0 || binary.LittleEndian.Uint32(b[28:]) != 0:
 		return "non-zero reserved header bytes", nil
 	case binary.LittleEndian.Uint64(b[16:]) != first:
