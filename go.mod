@@ -1,12 +1,12 @@
 module github.com/sesscache/sesscache
 
-go 1.26.0
+go 1.26
 
 require (
 	github.com/cespare/xxhash/v2 v2.3.0
 	github.com/stretchr/testify v1.12.1
 	github.com/vmihailenco/msgpack/v5 v5.4.1
-	golang.org/x/sync v0.23.0
+	golang.org/x/sync v0.22.0
 )
 
 require (

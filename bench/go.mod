@@ -1,6 +1,6 @@
 module github.com/sesscache/sesscache/bench
 
-go 1.26.0
+go 1.26
 
 require (
 	github.com/alexedwards/scs/v2 v2.9.0
