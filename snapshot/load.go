@@ -249,6 +249,7 @@ func (l *loader) chunk(k int, buf []byte, rec *wal.Record, apply func(*wal.Recor
 				return buf, nil // another goroutine failed; the errgroup has its error
 			}
 			if err := apply(rec); err != nil {
+				l.stop.Store(true) // before the errgroup hears of it: stop the others now
 				return buf, fmt.Errorf("snapshot: apply: %w", err)
 			}
 		}
