@@ -82,11 +82,16 @@ func Open(opts Options) (*Engine, error) {
 	}
 	e.wg.Add(1)
 	go e.janitor(ownClock)
+	if e.jr != nil && !o.manualReap {
+		e.wg.Add(1)
+		go e.snapshotLoop()
+	}
 	return e, nil
 }
 
-// Close stops the engine's goroutines and, for a persistent engine, writes
-// and fsyncs the log and releases the data directory. It returns the first
+// Close stops the engine's goroutines and, for a persistent engine, writes a
+// final snapshot if Options.SnapshotOnClose, writes and fsyncs the log and
+// releases the data directory. It returns the first
 // error. Later calls return ErrClosed, as does every other method once Close
 // has begun; writes already under way finish or fail with ErrClosed.
 func (e *Engine) Close() error {
@@ -132,6 +137,7 @@ func (e *Engine) Stats() Stats {
 	if e.jr != nil {
 		st.WAL = e.jr.log.Stats()
 		st.Recovery = e.recovery
+		st.Snapshot = e.snapshotStats()
 	}
 	return st
 }

@@ -60,6 +60,25 @@ type Options struct {
 	// it never revives an expired one. Default 1 minute; at least 1 second.
 	TouchLogInterval time.Duration
 
+	// SnapshotInterval writes a snapshot when the last one is this old and
+	// the log has grown since. Default 1 hour; negative: never on a timer.
+	SnapshotInterval time.Duration
+
+	// SnapshotAfterBytes writes a snapshot once this much log has been
+	// written since the last one. Zero means Redis's auto-rewrite rule:
+	// once the log since the last snapshot exceeds both 64 MiB and that
+	// snapshot's size. Negative: never on size.
+	SnapshotAfterBytes int64
+
+	// SnapshotOnClose writes a snapshot in Close, so the next Open replays
+	// little log. Off by default, to keep Close quick.
+	SnapshotOnClose bool
+
+	// KeepSnapshots is how many snapshots to keep, and so how far back the
+	// log is kept: recovery falls back to an older snapshot and more log if
+	// the newest is damaged. Default 2; at least 1.
+	KeepSnapshots int
+
 	// Logger receives recovery reports and write failures; nil means
 	// slog.Default(). Session IDs are never logged.
 	Logger *slog.Logger
@@ -126,9 +145,14 @@ type Options struct {
 	// visit, bounding how long it holds a shard's lock. Default 256.
 	ReapBudget int
 
-	// manualReap stops the janitor from reaping, so that this package's
-	// tests decide exactly when reaping happens.
+	// manualReap stops the janitor from reaping and the snapshotter from
+	// starting, so that this package's tests decide exactly when reaping and
+	// snapshots happen.
 	manualReap bool
+
+	// beforeSnapshotChunk, if set, runs before a snapshot copies shard i:
+	// tests use it to land writes inside a snapshot.
+	beforeSnapshotChunk func(i int)
 }
 
 const (
@@ -139,6 +163,8 @@ const (
 	defaultResolution  = 10 * time.Millisecond
 	defaultReapBudget  = 256
 	defaultTouchLog    = time.Minute
+	defaultSnapEvery   = time.Hour
+	defaultKeepSnaps   = 2
 	minShards          = 64
 	maxShards          = 1 << 16 // a shard is chosen by the 16-bit hint stored on disk
 	maxDataSizeAllowed = shard.MaxData
@@ -150,6 +176,8 @@ func (o Options) withDefaults() (Options, error) {
 	switch {
 	case o.IdleTimeout < 0, o.AbsoluteTimeout < 0, o.ClockResolution < 0, o.TouchLogInterval < 0, o.SegmentSize < 0:
 		return o, fmt.Errorf("%w: negative duration in Options", ErrInvalid)
+	case o.KeepSnapshots < 0:
+		return o, fmt.Errorf("%w: negative KeepSnapshots", ErrInvalid)
 	case o.RotateGrace < 0:
 		return o, fmt.Errorf("%w: negative RotateGrace", ErrInvalid)
 	case o.MaxSessions < 0, o.MaxDataSize < 0, o.MaxUserIDSize < 0, o.Shards < 0, o.ReapBudget < 0, o.MaxSessionsPerUser < 0:
@@ -189,6 +217,12 @@ func (o Options) withDefaults() (Options, error) {
 		o.TouchLogInterval = defaultTouchLog
 	}
 	o.TouchLogInterval = max(o.TouchLogInterval, time.Second)
+	if o.SnapshotInterval == 0 {
+		o.SnapshotInterval = defaultSnapEvery
+	}
+	if o.KeepSnapshots == 0 {
+		o.KeepSnapshots = defaultKeepSnaps
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}

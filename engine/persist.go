@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sesscache/sesscache/shard"
+	"github.com/sesscache/sesscache/snapshot"
 	"github.com/sesscache/sesscache/wal"
 )
 
@@ -42,11 +43,13 @@ func diskKey(r shard.Rec) wal.Key {
 
 var pendingPool = sync.Pool{New: func() any { return new(wal.Pending) }}
 
-// journal is a persistent engine's log and what it needs to write it.
+// journal is a persistent engine's log and snapshots, and what it needs to
+// write them.
 type journal struct {
 	log       *wal.Log
 	lock      *os.File
 	touchSecs uint32
+	snap      *snapshotter
 }
 
 // openJournal locks the data directory and replays its log into e.
@@ -59,41 +62,59 @@ func (e *Engine) openJournal() error {
 	if err != nil {
 		return err
 	}
+	start := time.Now()
+	sn := &snapshotter{dir: filepath.Join(o.Dir, "snapshots"), opts: snapshot.Options{FS: o.FS, Logger: o.Logger}}
+	from, snapBytes, err := e.loadSnapshots(sn)
+	if err != nil {
+		lock.Close()
+		return fmt.Errorf("sesscache: recovering %s: %w", o.Dir, err)
+	}
+	loaded := e.Len()
 	log, info, err := wal.Open(filepath.Join(o.Dir, "wal"), wal.Options{
 		Sync:        o.Sync,
 		SegmentSize: o.SegmentSize,
 		SkipDamaged: o.SkipDamaged,
 		FS:          o.FS,
 		Logger:      o.Logger,
-	}, 0, e.apply)
+	}, from, e.apply)
 	if err != nil {
 		lock.Close()
 		return fmt.Errorf("sesscache: recovering %s: %w", o.Dir, err)
 	}
-	e.jr = &journal{log: log, lock: lock, touchSecs: uint32(o.TouchLogInterval / time.Second)}
+	sn.carried = info.Bytes
+	e.jr = &journal{log: log, lock: lock, touchSecs: uint32(o.TouchLogInterval / time.Second), snap: sn}
 	dropped := e.dropExpired()
-	e.recovery = RecoveryStats{
-		Sessions:      e.Len(),
-		Records:       info.Records,
-		Bytes:         info.Bytes,
-		ExpiredOnLoad: dropped,
-		TornBytes:     info.TornBytes,
-		Skipped:       info.SkippedSegments,
-		Duration:      info.Duration,
-	}
-	if info.Records > 0 {
+	e.recovery.Sessions = e.Len()
+	e.recovery.SnapshotLSN = from
+	e.recovery.SnapshotSessions = loaded
+	e.recovery.SnapshotBytes = snapBytes
+	e.recovery.Records = info.Records
+	e.recovery.Bytes = info.Bytes
+	e.recovery.ExpiredOnLoad = dropped
+	e.recovery.TornBytes = info.TornBytes
+	e.recovery.Skipped = info.SkippedSegments
+	e.recovery.Duration = time.Since(start)
+	if from > 0 || info.Records > 0 {
 		o.Logger.Info("sesscache: recovered sessions", "dir", o.Dir, "sessions", e.Len(),
-			"records", info.Records, "expired", dropped, "torn_bytes", info.TornBytes, "duration", info.Duration)
+			"snapshot_lsn", from, "log_records", info.Records, "expired", dropped,
+			"torn_bytes", info.TornBytes, "duration", e.recovery.Duration)
 	}
 	return nil
 }
 
-// closeJournal flushes and fsyncs the log and releases the directory.
+// closeJournal writes a final snapshot if asked to, flushes and fsyncs the
+// log, and releases the directory.
 func (e *Engine) closeJournal() error {
 	if e.jr == nil {
 		return nil
 	}
-	err := e.jr.log.Close()
+	var err error
+	if e.opts.SnapshotOnClose {
+		_, err = e.snapshot()
+	}
+	if cerr := e.jr.log.Close(); err == nil {
+		err = cerr
+	}
 	if cerr := e.jr.lock.Close(); err == nil {
 		err = cerr
 	}
@@ -231,9 +252,15 @@ func (e *Engine) coldLookup(key wal.Key) (*shard.Shard, int, shard.Rec, uint64) 
 	return s, si, s.Lookup(&d, h), h
 }
 
+// replayPut stores a recovered session. Snapshot loading calls it from
+// several goroutines at once.
 func (e *Engine) replayPut(rec *wal.Record) {
-	s, si, old, h := e.coldLookup(rec.Key)
+	s, si := e.shardOf(uint64(rec.Key.Hint))
 	d := shard.Key(rec.Key.Digest)
+	h := shard.Hash(&d)
+	s.Lock()
+	defer s.Unlock()
+	old := s.Lookup(&d, h)
 	la := rec.LastAccess
 	if !old.IsZero() {
 		la = max(la, old.LastAccess())
@@ -246,7 +273,6 @@ func (e *Engine) replayPut(rec *wal.Record) {
 		Flags:    shard.FlagCold,
 		Hint:     rec.Key.Hint,
 	}, la, string(rec.UserID), rec.Data)
-	s.Lock()
 	if old.IsZero() {
 		s.Insert(h, r)
 		e.live.Add(1)
@@ -256,7 +282,6 @@ func (e *Engine) replayPut(rec *wal.Record) {
 	} else {
 		s.Replace(old, h, r)
 	}
-	s.Unlock()
 }
 
 // dropExpired removes every session already past its deadline after
@@ -314,7 +339,15 @@ func (e *Engine) promote(s *shard.Shard, si int, k *shard.Key, h uint64) shard.R
 type RecoveryStats struct {
 	// Sessions is the number of live sessions after recovery.
 	Sessions int
-	// Records and Bytes are the log records replayed and their size.
+	// SnapshotLSN is the LSN of the snapshot loaded, 0 if none;
+	// SnapshotSessions and SnapshotBytes are its sessions and size.
+	SnapshotLSN      uint64
+	SnapshotSessions int
+	SnapshotBytes    int64
+	// DamagedSnapshots is the number of newer snapshots skipped as damaged.
+	DamagedSnapshots int
+	// Records and Bytes are the log records replayed after the snapshot and
+	// their size.
 	Records uint64
 	Bytes   int64
 	// ExpiredOnLoad is the number of recovered sessions dropped because
@@ -324,6 +357,6 @@ type RecoveryStats struct {
 	TornBytes int64
 	// Skipped is the number of damaged segments skipped (Options.SkipDamaged).
 	Skipped int
-	// Duration is how long recovery took.
+	// Duration is how long recovery took, snapshot and log together.
 	Duration time.Duration
 }

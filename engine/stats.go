@@ -35,6 +35,8 @@ type Stats struct {
 	WAL wal.Stats
 	// Recovery describes what Open recovered (zero in memory).
 	Recovery RecoveryStats
+	// Snapshot describes the latest snapshot (zero in memory).
+	Snapshot SnapshotStats
 }
 
 // stripes spreads a hot counter over several cache lines so that cores

@@ -23,7 +23,8 @@ type Shard struct {
 	_ [64 - 32]byte
 
 	mu    sync.Mutex
-	tombs int // deleted slots in the current table
+	tombs int  // deleted slots in the current table
+	bulk  bool // Insert appends to the heap unordered; EndBulk orders it
 	heap  deadlines
 }
 
@@ -73,7 +74,30 @@ func (s *Shard) Insert(h uint64, r Rec) {
 	}
 	s.live.Add(1)
 	r.setHeapDeadline(r.Deadline(r.LastAccess()))
+	if s.bulk {
+		r.setHeapIdx(len(s.heap.items))
+		s.heap.items = append(s.heap.items, r)
+		return
+	}
 	heap.Push(&s.heap, r)
+}
+
+// BeginBulk prepares s for loading about n more records: it sizes the table
+// once, and until EndBulk, Insert skips ordering the heap (pushing a million
+// records one by one costs a cache miss per level; ordering them once at the
+// end is linear). Remove and PopExpired must not be called in between.
+// Caller holds the lock.
+func (s *Shard) BeginBulk(n int) {
+	s.bulk = true
+	if t := s.tab.Load(); s.Len()+s.tombs+n > t.cap {
+		s.rebuild(s.Len() + n)
+	}
+}
+
+// EndBulk orders the heap after BeginBulk. Caller holds the lock.
+func (s *Shard) EndBulk() {
+	s.bulk = false
+	heap.Init(&s.heap)
 }
 
 // Replace swaps old, which is stored under hash h, for r, which has the same
@@ -169,20 +193,24 @@ func (s *Shard) Range(fn func(Rec) bool) {
 }
 
 // reserve makes room for one more record, growing the table or clearing its
-// deleted slots when it is full.
+// deleted slots when it is full. The new table holds twice the live records,
+// so a rebuild leaves it about half full.
 func (s *Shard) reserve() {
 	t := s.tab.Load()
 	live := int(s.live.Load())
 	if live+s.tombs+1 <= t.cap {
 		return
 	}
-	n := minBuckets
-	// Size for twice the live records, so a rebuild leaves the table at
-	// most about half full.
-	for n*slotsPerBucket*7/8 < 2*(live+1) {
-		n *= 2
+	s.rebuild(2 * (live + 1))
+}
+
+// rebuild publishes a table sized for n records without deleted slots.
+func (s *Shard) rebuild(n int) {
+	nb := minBuckets
+	for nb*slotsPerBucket*7/8 < n {
+		nb *= 2
 	}
-	nt := newTable(n)
+	nt := newTable(nb)
 	for _, r := range s.heap.items {
 		k := r.Key()
 		nt.add(r, mix(Hash(&k), s.seed))

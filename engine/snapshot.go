@@ -1,0 +1,243 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/sesscache/sesscache/shard"
+	"github.com/sesscache/sesscache/snapshot"
+	"github.com/sesscache/sesscache/wal"
+)
+
+// Snapshots compact the log. A snapshot notes the log's last LSN L and rolls
+// the log to a fresh segment, then copies one shard at a time under its lock
+// (a slice of record pointers: records are immutable) and encodes outside
+// it, on several goroutines. Writes go on meanwhile and land in the log after
+// L; recovery loads the newest valid snapshot and replays the log after its
+// LSN, and since log records are whole states, not deltas, the overlap is
+// harmless. Once a snapshot is durable, all but the newest KeepSnapshots are
+// deleted, and the log segments wholly at or below the oldest kept one.
+
+// SnapshotStats describes the latest snapshot of a persistent engine.
+type SnapshotStats struct {
+	// LSN is the last log record the snapshot covers; 0 if there is none.
+	LSN uint64
+	// Created is when it was written (the engine's clock).
+	Created time.Time
+	// Duration is how long writing it took, fsyncs included.
+	Duration time.Duration
+	// Bytes is the size of the snapshot file.
+	Bytes int64
+	// Sessions is the number of sessions it holds.
+	Sessions uint64
+	// LogBytesSince is the log written since the snapshot's LSN: what a
+	// restart would replay on top of it.
+	LogBytesSince int64
+}
+
+// snapshotter is a persistent engine's snapshot state.
+type snapshotter struct {
+	dir  string
+	opts snapshot.Options
+
+	mu       sync.Mutex // one snapshot at a time; guards the fields below
+	last     SnapshotStats
+	base     uint64 // the log's BytesAppended when the last snapshot rolled it
+	carried  int64  // log bytes after the loaded snapshot found at Open
+	failedAt time.Time
+}
+
+// Snapshot writes a snapshot now and compacts the log behind it. It returns
+// ErrInvalid for an in-memory engine. Writes go on while it runs.
+func (e *Engine) Snapshot() (SnapshotStats, error) {
+	if e.closed.Load() {
+		return SnapshotStats{}, ErrClosed
+	}
+	if e.jr == nil {
+		return SnapshotStats{}, fmt.Errorf("%w: an in-memory engine has no log to snapshot", ErrInvalid)
+	}
+	return e.snapshot()
+}
+
+func (e *Engine) snapshot() (SnapshotStats, error) {
+	sn := e.jr.snap
+	sn.mu.Lock()
+	defer sn.mu.Unlock()
+	start := time.Now()
+	lsn, err := e.jr.log.Roll()
+	if err != nil {
+		return sn.last, e.writeFailed(err)
+	}
+	if lsn == 0 || lsn == sn.last.LSN {
+		return sn.last, nil // nothing logged since the last one
+	}
+	base := e.jr.log.Stats().BytesAppended
+	created := e.Now()
+	info, err := snapshot.Write(sn.dir, lsn, created, len(e.shards), e.fillChunk, sn.opts)
+	if err != nil {
+		sn.failedAt = time.Now()
+		e.opts.Logger.Error("sesscache: snapshot failed; the log still holds everything", "err", err)
+		return sn.last, fmt.Errorf("sesscache: snapshot: %w", err)
+	}
+	sn.last = SnapshotStats{LSN: lsn, Created: created, Duration: time.Since(start), Bytes: info.Bytes, Sessions: info.Sessions}
+	sn.base, sn.carried = base, 0
+	oldest, err := snapshot.Prune(sn.dir, e.opts.KeepSnapshots, sn.opts)
+	if err == nil && oldest > 0 {
+		err = e.jr.log.RemoveThrough(oldest)
+	}
+	if err != nil {
+		// The snapshot is durable; only the clean-up failed, and the next
+		// snapshot tries again.
+		e.opts.Logger.Warn("sesscache: removing old snapshots and log segments failed", "err", err)
+	}
+	return sn.last, nil
+}
+
+// fillChunk hands snapshot.Write the sessions of shard i.
+func (e *Engine) fillChunk(i int, add func(*wal.Record) error) error {
+	if hook := e.opts.beforeSnapshotChunk; hook != nil {
+		hook(i)
+	}
+	s := &e.shards[i].Shard
+	recs := make([]shard.Rec, 0, s.Len())
+	s.Lock()
+	s.Range(func(r shard.Rec) bool {
+		recs = append(recs, r)
+		return true
+	})
+	s.Unlock()
+	now := e.clock.nanos()
+	for _, r := range recs {
+		if r.Flags()&shard.FlagAlias != 0 || r.Deadline(r.LastAccess()) <= now {
+			continue // forwarding entries are not logged; expired sessions need not be
+		}
+		rec := putRecord(r, diskKey(r))
+		buf := e.sealer.sealRecord(&rec)
+		err := add(&rec)
+		e.sealer.release(buf)
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// snapshotStats returns the latest snapshot's stats with the log written
+// since.
+func (e *Engine) snapshotStats() SnapshotStats {
+	sn := e.jr.snap
+	appended := e.jr.log.Stats().BytesAppended
+	sn.mu.Lock()
+	defer sn.mu.Unlock()
+	st := sn.last
+	st.LogBytesSince = sn.carried + int64(appended-sn.base)
+	return st
+}
+
+// snapshotDue reports whether an automatic snapshot should run now.
+func (e *Engine) snapshotDue(now time.Time) bool {
+	st := e.snapshotStats()
+	sn := e.jr.snap
+	sn.mu.Lock()
+	failedAt := sn.failedAt
+	sn.mu.Unlock()
+	if !failedAt.IsZero() && now.Sub(failedAt) < time.Minute {
+		return false // back off after a failure rather than rewrite in a loop
+	}
+	if st.LogBytesSince == 0 {
+		return false
+	}
+	if iv := e.opts.SnapshotInterval; iv > 0 && !st.Created.IsZero() && e.Now().Sub(st.Created) >= iv {
+		return true
+	}
+	switch after := e.opts.SnapshotAfterBytes; {
+	case after > 0:
+		return st.LogBytesSince >= after
+	case after == 0:
+		// Redis's auto-aof-rewrite rule: the log has grown past a floor and
+		// past the size of the last compaction.
+		return st.LogBytesSince >= autoSnapshotFloor && st.LogBytesSince >= st.Bytes
+	}
+	return false
+}
+
+const autoSnapshotFloor = 64 << 20
+
+// snapshotLoop is the engine's snapshotter goroutine: it checks once a
+// second whether a snapshot is due.
+func (e *Engine) snapshotLoop() {
+	defer e.wg.Done()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-e.stop:
+			return
+		case now := <-t.C:
+			if e.snapshotDue(now) {
+				_, _ = e.snapshot() // a failure is logged; the log keeps everything
+			}
+		}
+	}
+}
+
+// loadSnapshots loads the newest snapshot that verifies, falling back to
+// older ones past damage, and returns its LSN (0 if none): the log must be
+// replayed after it. A snapshot that cannot be opened for another reason
+// (a missing encryption key, a newer format) fails recovery.
+func (e *Engine) loadSnapshots(sn *snapshotter) (uint64, int64, error) {
+	snaps, err := snapshot.List(sn.dir, sn.opts)
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, info := range snaps {
+		loaded, err := e.loadSnapshot(info, sn)
+		if err == nil {
+			sn.last = SnapshotStats{LSN: loaded.LSN, Created: loaded.Created, Bytes: loaded.Bytes, Sessions: loaded.Sessions}
+			return loaded.LSN, loaded.Bytes, nil
+		}
+		if !errors.Is(err, snapshot.ErrCorrupt) {
+			return 0, 0, err
+		}
+		e.opts.Logger.Warn("sesscache: skipping a damaged snapshot; recovering from an older one and more log",
+			"file", filepath.Base(info.Path), "err", err)
+		e.recovery.DamagedSnapshots++
+	}
+	return 0, 0, nil
+}
+
+// loadSnapshot loads one snapshot file into the shards, in bulk: each shard
+// is sized once up front and its heap ordered once at the end.
+func (e *Engine) loadSnapshot(info snapshot.Info, sn *snapshotter) (snapshot.Info, error) {
+	// A session takes about 300 bytes on disk; sizing from the file's length
+	// avoids growing each table a dozen times while loading.
+	per := int(info.Bytes/300)/len(e.shards) + 1
+	for i := range e.shards {
+		e.shards[i].Lock()
+		e.shards[i].BeginBulk(per)
+		e.shards[i].Unlock()
+	}
+	defer func() {
+		for i := range e.shards {
+			e.shards[i].Lock()
+			e.shards[i].EndBulk()
+			e.shards[i].Unlock()
+		}
+	}()
+	var scratch sync.Pool
+	return snapshot.Load(info.Path, sn.opts, func(rec *wal.Record) error {
+		buf, _ := scratch.Get().(*[]byte)
+		if buf == nil {
+			buf = new([]byte)
+		}
+		var err error
+		if *buf, err = e.sealer.openRecord(rec, *buf); err == nil {
+			e.replayPut(rec)
+		}
+		scratch.Put(buf)
+		return err
+	})
+}
