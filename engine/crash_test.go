@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -24,7 +25,9 @@ import (
 //	A <op> <n> [id]      the call returned successfully
 //
 // with op C(reate), U(pdate), R(otate) or D(elete). Ops are sequential, so at
-// most one is in flight when the kill lands.
+// most one is in flight when the kill lands. Meanwhile another goroutine in
+// the child takes snapshots back to back on small log segments, so kills
+// also land while a snapshot is written, renamed, or old segments removed.
 //
 // SESSCACHE_CRASH_CYCLES=N runs N cycles per policy instead of the default.
 
@@ -43,9 +46,10 @@ type crashSession struct {
 // the data of sessions that exist but whose ID it never learnt (a create or
 // rotation acknowledged by the engine but killed before the child said so).
 type crashModel struct {
-	live    map[int]*crashSession
-	next    int
-	orphans map[string]bool
+	live         map[int]*crashSession
+	next         int
+	orphans      map[string]bool
+	fromSnapshot int // recoveries that started from a snapshot
 }
 
 type crashOp struct {
@@ -77,8 +81,9 @@ func TestCrashRecovery(t *testing.T) {
 				}
 				verifyCrash(t, dir, m, ops, cycle)
 			}
-			t.Logf("%s: %d cycles, %d acknowledged operations checked, %d live sessions, 0 lost",
-				sync, cycles, acked, len(m.live))
+			t.Logf("%s: %d cycles (%d recovered from a snapshot), %d acknowledged operations checked, %d live sessions, 0 lost",
+				sync, cycles, m.fromSnapshot, acked, len(m.live))
+			require.Positive(t, m.fromSnapshot, "the kills must also test recovery from snapshots")
 		})
 	}
 }
@@ -101,11 +106,17 @@ func runCrashChild(t *testing.T, dir string, sync SyncPolicy, m *crashModel, see
 	cmd.Stderr = os.Stderr
 	require.NoError(t, cmd.Start())
 
+	// A child that reports nothing for a minute is hung: make it dump its
+	// goroutines (SIGQUIT) so the failure shows where, rather than wait for
+	// the test binary's timeout.
+	hung := time.AfterFunc(time.Minute, func() { _ = cmd.Process.Signal(syscall.SIGQUIT) })
+	defer hung.Stop()
 	var ops []crashOp
 	sc := bufio.NewScanner(out)
 	acks := 0
 	killed := false
 	for sc.Scan() {
+		hung.Reset(time.Minute)
 		f := strings.Fields(sc.Text())
 		if len(f) < 3 || (f[0] != "B" && f[0] != "A") {
 			continue // test framework chatter
@@ -165,6 +176,9 @@ func verifyCrash(t *testing.T, dir string, m *crashModel, ops []crashOp, cycle i
 	}
 	e, err := Open(Options{Dir: dir, Logger: quiet})
 	require.NoError(t, err, "cycle %d: recovery failed", cycle)
+	if e.Stats().Recovery.SnapshotLSN > 0 {
+		m.fromSnapshot++
+	}
 	defer e.Close()
 
 	// What the engine holds, by data (every state of every session has
@@ -250,11 +264,21 @@ func TestCrashChild(t *testing.T) {
 		sync = SyncEverySecond
 	}
 	seed, _ := strconv.ParseUint(os.Getenv(envCrashSeed), 10, 64)
-	e, err := Open(Options{Dir: dir, Sync: sync, Logger: quiet})
+	e, err := Open(Options{Dir: dir, Sync: sync, SegmentSize: 32 << 10, Logger: quiet})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "crash child:", err)
 		os.Exit(3)
 	}
+	// Snapshot whenever the writer has done something since the last one.
+	kick := make(chan struct{}, 1)
+	go func() {
+		for range kick {
+			if _, err := e.Snapshot(); err != nil {
+				fmt.Fprintln(os.Stderr, "crash child: snapshot:", err)
+				os.Exit(3)
+			}
+		}
+	}()
 	live := map[int]string{}
 	var order []int
 	next := 0
@@ -277,6 +301,10 @@ func TestCrashChild(t *testing.T) {
 	}
 	data := func(n int) string { return fmt.Sprintf("s%d-%x", n, r.Uint64()) }
 	for {
+		select {
+		case kick <- struct{}{}:
+		default:
+		}
 		p := r.Float64()
 		if len(order) == 0 || p < 0.3 {
 			n := next
