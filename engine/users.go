@@ -1,10 +1,12 @@
 package engine
 
 import (
+	"fmt"
 	"sync"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/sesscache/sesscache/shard"
+	"github.com/sesscache/sesscache/wal"
 )
 
 // userIndex maps an owner to the keys of its sessions and the shard each is
@@ -145,4 +147,86 @@ func (e *Engine) evict(user string, uk userKey, victim shard.Rec, limit int) err
 	s.Unlock()
 	e.stats.deleted.Add(1)
 	return e.wait(lsn)
+}
+
+// RevokeUser deletes every session owned by user that existed when it was
+// called, including any rotated meanwhile, and returns how many it deleted.
+// The deletions are logged as one record, so recovery applies all or none.
+// Sessions the user creates while it runs may survive.
+func (e *Engine) RevokeUser(user string) (int, error) {
+	if e.closed.Load() {
+		return 0, ErrClosed
+	}
+	if user == "" {
+		return 0, fmt.Errorf("%w: empty user ID", ErrInvalid)
+	}
+	start := e.clock.nanos()
+	total := 0
+	p := e.pending()
+	defer release(p)
+	type doomed struct {
+		r  shard.Rec
+		si int
+		h  uint64
+	}
+	for {
+		var victims []doomed
+		var dels []wal.Record
+		var idx []int
+		moved := false
+		for _, uk := range e.users.list(user) {
+			h := shard.Hash(&uk.key)
+			r := e.shards[uk.shard].Lookup(&uk.key, h)
+			if r.IsZero() {
+				// Deleted, or rotated to a key the next listing holds.
+				moved = true
+				continue
+			}
+			if r.UserID() != user || r.Created() > start {
+				continue
+			}
+			victims = append(victims, doomed{r, uk.shard, h})
+			idx = append(idx, uk.shard)
+			if p != nil {
+				dels = append(dels, wal.Record{Op: wal.OpDelete, Key: diskKey(r)})
+			}
+		}
+		if len(victims) > 0 {
+			if p != nil {
+				if err := p.Encode(&wal.Record{Op: wal.OpBatch, Ops: dels}); err != nil {
+					return total, err
+				}
+			}
+			unlock := e.lockShards(idx...)
+			changed := false
+			for _, v := range victims {
+				if !e.shards[v.si].Current(v.r, v.h) {
+					changed = true
+					break
+				}
+			}
+			if changed {
+				unlock()
+				continue
+			}
+			lsn, err := e.appendLocked(p)
+			if err != nil {
+				unlock()
+				return total, err
+			}
+			for _, v := range victims {
+				e.forget(v.si, v.r)
+				e.shards[v.si].Remove(v.r, v.h)
+			}
+			unlock()
+			e.stats.deleted.Add(uint64(len(victims)))
+			total += len(victims)
+			if err := e.wait(lsn); err != nil {
+				return total, err
+			}
+		}
+		if !moved {
+			return total, nil
+		}
+	}
 }
