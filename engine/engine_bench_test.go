@@ -10,7 +10,8 @@ import (
 	"testing"
 )
 
-// The fixture: one engine holding benchSessions sessions of benchData bytes,
+// The fixture: one engine holding benchN() sessions (1M unless
+// SESSCACHE_BENCH_N says otherwise) of benchData bytes,
 // built once and shared by every benchmark in this file, with the same IDs in
 // an unlocked map as the physical-limit baseline.
 const (
@@ -36,8 +37,9 @@ func fixture(b *testing.B) (*Engine, []string) {
 			panic(err)
 		}
 		fixtureEng = e
-		fixtureIDs = make([]string, benchSessions)
-		fixtureMap = make(map[string][]byte, benchSessions)
+		n := benchN()
+		fixtureIDs = make([]string, n)
+		fixtureMap = make(map[string][]byte, n)
 		data := make([]byte, benchData)
 		for i := range fixtureIDs {
 			s, err := e.Create(CreateOptions{Data: data})
@@ -55,14 +57,14 @@ func fixture(b *testing.B) (*Engine, []string) {
 			fixtureIDs[i] = strings.Clone(id)
 		}
 		r := rand.New(rand.NewPCG(1, 2))
-		z := rand.NewZipf(r, 1.01, 1, benchSessions-1)
+		z := rand.NewZipf(r, 1.01, 1, uint64(n-1))
 		zipfSeq = make([]uint32, seqLen)
 		uniformSeq = make([]uint32, seqLen)
 		// Scatter ranks over the ID list so hot keys are not neighbours.
-		perm := r.Perm(benchSessions)
+		perm := r.Perm(n)
 		for i := range zipfSeq {
 			zipfSeq[i] = uint32(perm[z.Uint64()])
-			uniformSeq[i] = uint32(r.IntN(benchSessions))
+			uniformSeq[i] = uint32(r.IntN(n))
 		}
 	})
 	return fixtureEng, fixtureIDs
