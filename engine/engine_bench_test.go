@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/sesscache/sesscache/token"
 )
 
 // The fixture: one engine holding benchN() sessions (1M unless
@@ -190,3 +192,40 @@ func heapInUse() uint64 {
 }
 
 var _ = fmt.Sprint
+
+// BenchmarkGetMiss times lookups of IDs that do not exist: random ones, and
+// ones sharing all but their last character with a live ID. Equal costs
+// mean the lookup leaks nothing about how close a guess came (the table
+// slot comes from a seeded hash, and keys compare without early exit).
+func BenchmarkGetMiss(b *testing.B) {
+	e, ids := fixture(b)
+	near := make([]string, seqLen)
+	random := make([]string, seqLen)
+	for i := range near {
+		id := ids[uniformSeq[i]]
+		last := id[len(id)-1]
+		alt := byte('A')
+		if last == 'A' {
+			alt = 'Q'
+		}
+		near[i] = id[:len(id)-1] + string(alt)
+		random[i] = token.New().String()
+	}
+	for _, c := range []struct {
+		name string
+		ids  []string
+	}{{"random", random}, {"near-a-live-id", near}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				j := seqStart.Add(7919)
+				for pb.Next() {
+					if _, err := e.Get(c.ids[j%seqLen]); err == nil {
+						b.Fatal("found a session that should not exist")
+					}
+					j++
+				}
+			})
+		})
+	}
+}
