@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -56,8 +57,8 @@ func parseCrashCommand(args []string, stderr io.Writer) (func(context.Context, i
 func parseCrash(args []string, stderr io.Writer) (crashConfig, error) {
 	var c crashConfig
 	fs := newFlagSet("crash", crashAbout, stderr)
-	fs.IntVar(&c.Cycles, "cycles", 100, "kill and recover this many times (0: no limit; see -duration)")
-	fs.DurationVar(&c.Duration, "duration", 0, "stop starting cycles after this long (0: no limit; see -cycles)")
+	fs.IntVar(&c.Cycles, "cycles", 100, "kill and recover this many times; 0, or -duration without -cycles: no limit")
+	fs.DurationVar(&c.Duration, "duration", 0, "stop starting cycles after this long (0: no limit)")
 	fs.StringVar(&c.Sync, "sync", "both", "sync policy of the writer: always, everysec, or both (alternating cycles)")
 	fs.IntVar(&c.MaxOps, "max-ops", 150, "kill the writer after a random 5 to this many acknowledged calls")
 	seg := byteSize(32 << 10)
@@ -70,6 +71,11 @@ func parseCrash(args []string, stderr io.Writer) (crashConfig, error) {
 		return c, err
 	}
 	c.SegmentSize = int64(seg)
+	cyclesSet := false
+	fs.Visit(func(f *flag.Flag) { cyclesSet = cyclesSet || f.Name == "cycles" })
+	if c.Duration > 0 && !cyclesSet {
+		c.Cycles = 0 // a run for a time, not a count
+	}
 	if c.Seed == 0 {
 		c.Seed = uint64(time.Now().UnixNano())
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"runtime"
 	"strings"
@@ -120,4 +121,17 @@ func TestByteSize(t *testing.T) {
 	}
 	var b byteSize
 	assert.Error(t, b.Set("MiB"))
+}
+
+func TestCrashDurationLiftsTheDefaultCount(t *testing.T) {
+	c, err := parseCrash([]string{"-duration", "1m"}, io.Discard)
+	assert.NoError(t, err)
+	assert.Zero(t, c.Cycles, "-duration alone runs for the time, however many cycles")
+	c, err = parseCrash([]string{"-duration", "1m", "-cycles", "5"}, io.Discard)
+	assert.NoError(t, err)
+	assert.Equal(t, 5, c.Cycles, "both: whichever comes first")
+	c, err = parseCrash(nil, io.Discard)
+	assert.NoError(t, err)
+	assert.Equal(t, 100, c.Cycles)
+	assert.NotZero(t, c.Seed, "a seed from the clock, printed in the report")
 }
