@@ -149,7 +149,7 @@ func (e *Engine) encodePut(p *wal.Pending, r shard.Rec, key wal.Key) error {
 }
 
 func putRecord(r shard.Rec, key wal.Key) wal.Record {
-	return wal.Record{
+	rec := wal.Record{
 		Op:         wal.OpPut,
 		Key:        key,
 		Version:    r.Version(),
@@ -160,6 +160,11 @@ func putRecord(r shard.Rec, key wal.Key) wal.Record {
 		UserID:     []byte(r.UserID()),
 		Data:       r.Data(),
 	}
+	if r.Flags()&shard.FlagBound != 0 {
+		// Logged so that a restart keeps the binding instead of lifting it.
+		rec.Fingerprint = r.Fingerprint()
+	}
+	return rec
 }
 
 func encodeDelete(p *wal.Pending, key wal.Key) error {
@@ -265,14 +270,19 @@ func (e *Engine) replayPut(rec *wal.Record) {
 	if !old.IsZero() {
 		la = max(la, old.LastAccess())
 	}
-	r := shard.NewRec(&d, shard.Meta{
+	m := shard.Meta{
 		Version:  rec.Version,
 		Created:  rec.Created,
 		Idle:     rec.Idle,
 		Absolute: rec.Absolute,
 		Flags:    shard.FlagCold,
 		Hint:     rec.Key.Hint,
-	}, la, string(rec.UserID), rec.Data)
+	}
+	if rec.Fingerprint != 0 {
+		m.Flags |= shard.FlagBound
+		m.Fingerprint = rec.Fingerprint
+	}
+	r := shard.NewRec(&d, m, la, string(rec.UserID), rec.Data)
 	if old.IsZero() {
 		s.Insert(h, r)
 		e.live.Add(1)

@@ -334,3 +334,59 @@ func TestRotateWithSetsOwner(t *testing.T) {
 	assert.Equal(t, 2, n)
 	assert.Equal(t, epoch.Add(2*time.Second), e.Now().UTC())
 }
+
+// Found by fuzz.FuzzEngine (seed fingerprint-reopen): the log's Put has
+// carried the binding since format version 2, but the engine neither wrote
+// it nor restored it, so a restart silently unbound every session.
+func TestFingerprintBindingSurvivesRestart(t *testing.T) {
+	for _, viaSnapshot := range []bool{false, true} {
+		t.Run(map[bool]string{false: "log", true: "snapshot"}[viaSnapshot], func(t *testing.T) {
+			dir := t.TempDir()
+			clock := NewManualClock(epoch)
+			ua := []byte("Mozilla/5.0 (X11; Linux x86_64)")
+			e := openDir(t, dir, clock, Options{})
+			bound := mustCreate(t, e, CreateOptions{Fingerprint: ua})
+			unbound := mustCreate(t, e, CreateOptions{})
+			if viaSnapshot {
+				_, err := e.Snapshot()
+				require.NoError(t, err)
+			}
+			require.NoError(t, e.Close())
+
+			e = openDir(t, dir, clock, Options{})
+			_, err := e.GetBound(bound.ID(), []byte("curl/8.0"))
+			assert.ErrorIs(t, err, ErrNotFound, "the binding survives the restart")
+			_, err = e.GetBound(bound.ID(), ua)
+			assert.NoError(t, err)
+			_, err = e.GetBound(unbound.ID(), []byte("curl/8.0"))
+			assert.NoError(t, err, "an unbound session stays unbound")
+
+			r, err := e.Rotate(bound.ID())
+			require.NoError(t, err)
+			require.NoError(t, e.Close())
+			e = openDir(t, dir, clock, Options{})
+			_, err = e.GetBound(r.ID(), []byte("curl/8.0"))
+			assert.ErrorIs(t, err, ErrNotFound, "a recovered session rotated keeps its binding")
+		})
+	}
+}
+
+// Found by fuzz.FuzzEngine (seed revoke-and-cap): the cap counted sessions
+// past their deadline that the janitor had not reaped yet, so creating a
+// session could delete a live one although the user held no more live
+// sessions than the cap allows; whether it did depended on the janitor.
+func TestMaxSessionsPerUserIgnoresExpired(t *testing.T) {
+	e, clock := open(t, Options{MaxSessionsPerUser: 2})
+	live := mustCreate(t, e, CreateOptions{UserID: "u"})
+	clock.Advance(time.Millisecond)
+	mustCreate(t, e, CreateOptions{UserID: "u", IdleTimeout: time.Second})
+	clock.Advance(2 * time.Second) // the second session expires, unreaped
+	mustCreate(t, e, CreateOptions{UserID: "u"})
+	_, err := e.Get(live.ID())
+	assert.NoError(t, err, "two live sessions are within the cap")
+
+	clock.Advance(time.Millisecond)
+	mustCreate(t, e, CreateOptions{UserID: "u"})
+	_, err = e.Get(live.ID())
+	assert.ErrorIs(t, err, ErrNotFound, "a third live session evicts the oldest live one")
+}

@@ -89,9 +89,11 @@ func (x *userIndex) count(user string) int {
 }
 
 // enforceUserCap deletes user's oldest sessions, never keep, until the user
-// holds at most Options.MaxSessionsPerUser. Concurrent creators for one user
-// race to delete the same oldest session, so between them they delete only
-// as many as the cap requires.
+// holds at most Options.MaxSessionsPerUser live ones. Sessions past their
+// deadline do not exist for any caller, so they neither count nor are
+// chosen, whether or not the janitor has reaped them yet. Concurrent
+// creators for one user race to delete the same oldest session, so between
+// them they delete only as many as the cap requires.
 func (e *Engine) enforceUserCap(user string, keep shard.Key) error {
 	limit := e.opts.MaxSessionsPerUser
 	for {
@@ -99,21 +101,24 @@ func (e *Engine) enforceUserCap(user string, keep shard.Key) error {
 		if len(keys) <= limit {
 			return nil
 		}
+		now := e.clock.nanos()
+		live := 0
 		var victim shard.Rec
 		var vk userKey
 		for _, uk := range keys {
-			if uk.key == keep {
+			r := e.shards[uk.shard].Lookup(&uk.key, shard.Hash(&uk.key))
+			if r.IsZero() || r.Deadline(r.LastAccess()) <= now {
 				continue
 			}
-			r := e.shards[uk.shard].Lookup(&uk.key, shard.Hash(&uk.key))
-			if r.IsZero() {
+			live++
+			if uk.key == keep {
 				continue
 			}
 			if victim.IsZero() || r.Created() < victim.Created() {
 				victim, vk = r, uk
 			}
 		}
-		if victim.IsZero() {
+		if live <= limit || victim.IsZero() {
 			return nil
 		}
 		if err := e.evict(user, vk, victim, limit); err != nil {
