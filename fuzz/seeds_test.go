@@ -1,0 +1,518 @@
+package fuzz
+
+import (
+	"bytes"
+	"encoding/binary"
+	"flag"
+	"fmt"
+	"hash/crc32"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sesscache/sesscache/snapshot"
+	"github.com/sesscache/sesscache/token"
+	"github.com/sesscache/sesscache/wal"
+)
+
+var writeSeeds = flag.Bool("seeds", false, "rewrite the generated seed corpora in testdata/fuzz")
+
+// seed is one generated corpus entry: a file seed-<name> holding value.
+type seed struct {
+	name  string
+	value any // []byte or string, the target's argument
+}
+
+// TestSeedsAreCurrent regenerates the seed corpora from the real writers
+// and checks that the committed files under testdata/fuzz are what it
+// makes, so that a change to a format cannot leave the targets fuzzing
+// inputs of the old one. Run with -seeds to rewrite them. Files not named
+// seed-* (regression inputs, crashers) are left alone.
+func TestSeedsAreCurrent(t *testing.T) {
+	corpora := map[string][]seed{
+		"FuzzWALReplay":    walSeeds(t),
+		"FuzzSnapshotLoad": snapshotSeeds(t),
+		"FuzzTokenParse":   tokenParseSeeds(),
+		"FuzzTokenVerify":  tokenVerifySeeds(t),
+		"FuzzEngine":       engineSeeds(),
+	}
+	for target, seeds := range corpora {
+		dir := filepath.Join("testdata", "fuzz", target)
+		want := map[string]bool{}
+		for _, s := range seeds {
+			name := "seed-" + s.name
+			want[name] = true
+			path := filepath.Join(dir, name)
+			content := corpusFile(s.value)
+			if *writeSeeds {
+				if err := os.MkdirAll(dir, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(path, content, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				continue
+			}
+			got, err := os.ReadFile(path)
+			if err != nil || !bytes.Equal(got, content) {
+				t.Errorf("%s is missing or stale; rewrite the seeds: go test ./fuzz -run TestSeedsAreCurrent -seeds", path)
+			}
+		}
+		entries, _ := os.ReadDir(dir)
+		for _, e := range entries {
+			if strings.HasPrefix(e.Name(), "seed-") && !want[e.Name()] {
+				path := filepath.Join(dir, e.Name())
+				if *writeSeeds {
+					if err := os.Remove(path); err != nil {
+						t.Fatal(err)
+					}
+					continue
+				}
+				t.Errorf("%s is no longer generated; rewrite the seeds: go test ./fuzz -run TestSeedsAreCurrent -seeds", path)
+			}
+		}
+	}
+}
+
+// corpusFile encodes one argument as `go test -fuzz` stores it.
+func corpusFile(v any) []byte {
+	switch v := v.(type) {
+	case []byte:
+		return fmt.Appendf(nil, "go test fuzz v1\n[]byte(%q)\n", v)
+	case string:
+		return fmt.Appendf(nil, "go test fuzz v1\nstring(%q)\n", v)
+	}
+	panic(fmt.Sprintf("no corpus encoding for %T", v))
+}
+
+// seedRecords returns n records of every op, with field values around the
+// codec's boundaries (fixint, negative ints, str8, bin16), LSNs from first.
+func seedRecords(n int, first uint64) []wal.Record {
+	rng := rand.New(rand.NewPCG(1, first))
+	recs := make([]wal.Record, n)
+	for i := range recs {
+		var k wal.Key
+		for j := range k.Digest {
+			k.Digest[j] = byte(rng.Uint32())
+		}
+		k.Hint = []uint16{0, 0x7f, 0x80, 0xffff}[i%4]
+		put := wal.Record{Op: wal.OpPut, Key: k, Version: []uint64{1, 127, 128, 1 << 40}[i%4],
+			Created: 1767225600000000000 + int64(i), LastAccess: 1767225600000000000 + int64(2*i),
+			Idle: int64(30 * time.Minute), Absolute: []int64{-1, 0, 1 << 62, 1767312000000000000}[i%4],
+			UserID: []byte(strings.Repeat("u", []int{0, 5, 31, 32}[i%4])), SealKeyID: uint32(i % 2),
+			Data: bytes.Repeat([]byte{byte(i)}, []int{0, 1, 40, 256}[i%4]), Fingerprint: []uint64{0, 1 << 63}[i%2]}
+		switch i % 5 {
+		case 0, 1:
+			recs[i] = put
+		case 2:
+			recs[i] = wal.Record{Op: wal.OpDelete, Key: k}
+		case 3:
+			recs[i] = wal.Record{Op: wal.OpTouch, Key: k, LastAccess: -5 + int64(i)}
+		case 4:
+			put.Data = put.Data[:min(len(put.Data), 8)]
+			recs[i] = wal.Record{Op: wal.OpBatch, Ops: []wal.Record{{Op: wal.OpDelete, Key: k}, put}}
+		}
+		recs[i].LSN = first + uint64(i)
+	}
+	return recs
+}
+
+// writeLog appends recs to a new log on an in-memory file system, rolling
+// to a new segment after every rollEvery records (never if 0), and returns
+// the segments in order, each cut after its last non-zero byte (but not
+// inside its header): the preallocated space is left out.
+func writeLog(t *testing.T, recs []wal.Record, rollEvery int) [][]byte {
+	t.Helper()
+	fsys := newMemFS()
+	opts := wal.Options{Sync: wal.SyncNo, SegmentSize: 64 << 10, FS: fsys, Logger: slog.New(slog.DiscardHandler)}
+	l, _, err := wal.Open(walDir, opts, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p wal.Pending
+	for i := range recs {
+		if err := p.Encode(&recs[i]); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := l.Append(&p); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		if rollEvery > 0 && (i+1)%rollEvery == 0 && i+1 < len(recs) {
+			if _, err := l.Roll(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := fsys.ReadDir(walDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var segs [][]byte
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".wal") {
+			b := fsys.get(filepath.Join(walDir, e.Name()))
+			n := len(b)
+			for n > walHeaderSize && b[n-1] == 0 {
+				n--
+			}
+			segs = append(segs, b[:n])
+		}
+	}
+	return segs
+}
+
+// frames returns the framed payloads of recs, with their own LSNs.
+func frames(recs ...wal.Record) []byte {
+	var b []byte
+	for i := range recs {
+		b = wal.AppendFrame(b, wal.AppendRecord(nil, &recs[i]))
+	}
+	return b
+}
+
+// segmentHeader returns a valid segment header for first, of the given
+// format version.
+func segmentHeader(first uint64, version uint32) []byte {
+	b := []byte(walMagic)
+	b = binary.LittleEndian.AppendUint32(b, version)
+	b = binary.LittleEndian.AppendUint32(b, 0)
+	b = binary.LittleEndian.AppendUint64(b, first)
+	b = binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli)))
+	return binary.LittleEndian.AppendUint32(b, 0)
+}
+
+func cat(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+
+// frameHeader is a frame header claiming length bytes, followed by junk.
+func frameHeader(length uint32) []byte {
+	b := binary.LittleEndian.AppendUint32(nil, length)
+	return append(b, 0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16)
+}
+
+func walSeeds(t *testing.T) []seed {
+	recs := seedRecords(15, 1)
+	one := writeLog(t, recs, 0)
+	if len(one) != 1 {
+		t.Fatalf("one segment expected, got %d", len(one))
+	}
+	seg := one[0]
+	three := writeLog(t, recs, 5)
+	if len(three) != 3 {
+		t.Fatalf("three segments expected, got %d", len(three))
+	}
+	empty := writeLog(t, nil, 0)[0]
+	head := segmentHeader(1, 2)
+	if !bytes.Equal(head, empty) || !bytes.Equal(head, seg[:walHeaderSize]) {
+		t.Fatalf("the log writes a header other than the format says:\n %x\n %x", empty, head)
+	}
+	firstFrames := len(cat(head, frames(recs[:7]...))) // end of the 7th frame
+	rest := seg[firstFrames:]
+
+	checksum := bytes.Clone(seg)
+	checksum[firstFrames+12] ^= 0x40 // in the payload of the 8th frame
+
+	gap := recs[:6:6]
+	gap = append(gap, recs[7:]...) // record 7 missing: LSN 8 follows 6
+
+	// A Delete whose hint, 0x80, is a uint16 instead of a uint8. The hint
+	// follows the array header, the op and the 18-byte digest.
+	payload := wal.AppendRecord(nil, &recs[2])
+	if !bytes.Equal(payload[20:22], []byte{0xcc, 0x80}) {
+		t.Fatalf("unexpected Delete encoding %x", payload)
+	}
+	nonCanonical := cat(payload[:20], []byte{0xcd, 0x00, 0x80}, payload[22:])
+
+	nested := wal.Record{Op: wal.OpBatch, LSN: 1, Ops: []wal.Record{{Op: wal.OpBatch, Ops: []wal.Record{recs[2]}}}}
+	badLast := bytes.Clone(three[2])
+	badLast[24] ^= 1 // header CRC
+
+	return []seed{
+		{"empty-log", empty},
+		{"empty-log-preallocated", cat(empty, make([]byte, 1024))},
+		{"one-segment", seg},
+		{"one-segment-preallocated", cat(seg, make([]byte, 512))},
+		{"three-segments", cat(three...)},
+		{"three-segments-last-header-damaged", cat(three[0], three[1], badLast)},
+		{"segments-out-of-order", cat(three[1], three[0], three[2])},
+		{"torn-frame", seg[:len(seg)-7]},
+		{"torn-header", seg[:20]},
+		{"frame-length-4GiB-at-end", cat(seg, frameHeader(0xffffffff))},
+		{"frame-length-4GiB-mid", cat(seg[:firstFrames], frameHeader(0xffffffff), rest)},
+		{"frame-length-max", cat(seg, frameHeader(wal.MaxFrameSize))},
+		{"frame-length-max-plus-one-mid", cat(seg[:firstFrames], frameHeader(wal.MaxFrameSize+1), rest)},
+		{"checksum-mid", checksum},
+		{"zero-hole", cat(seg[:firstFrames], make([]byte, 64), rest)},
+		{"lsn-gap", cat(head, frames(gap...))},
+		{"non-canonical-record", cat(head, frames(recs[:2]...), wal.AppendFrame(nil, nonCanonical), frames(recs[3:5]...))},
+		{"nested-batch", cat(head, frames(nested))},
+		{"version-1", cat(segmentHeader(1, 1), frames(recs[:3]...))},
+		{"version-3", cat(segmentHeader(1, 3), frames(recs[:3]...))},
+		{"bad-magic", cat([]byte("SESSWAL\x01"), seg[8:])},
+		{"first-lsn-5", cat(segmentHeader(5, 2), frames(seedRecords(3, 5)...))},
+	}
+}
+
+// snapshotOf writes a snapshot of recs, in chunks fill indices, on an
+// in-memory file system and returns the file.
+func snapshotOf(t *testing.T, lsn uint64, recs []wal.Record, chunks int) []byte {
+	t.Helper()
+	fsys := newMemFS()
+	opts := snapshot.Options{FS: fsys, Workers: 2, Logger: slog.New(slog.DiscardHandler)}
+	per := (len(recs) + chunks - 1) / max(chunks, 1)
+	info, err := snapshot.Write("/snapshots", lsn, start, chunks, func(c int, add func(*wal.Record) error) error {
+		for i := c * per; i < min(len(recs), (c+1)*per); i++ {
+			if err := add(&recs[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fsys.get(info.Path)
+}
+
+// buildSnapshot lays out a snapshot file by hand, following the format in
+// snapshot's package comment, from chunks of payloads, so that a seed can
+// hold records Write refuses to write. counts overrides a chunk's record
+// count in the table when not negative.
+func buildSnapshot(lsn uint64, chunks [][][]byte, counts ...int) []byte {
+	castagnoli := crc32.MakeTable(crc32.Castagnoli)
+	b := []byte("SESSNAP\x00")
+	b = binary.LittleEndian.AppendUint32(b, 1)
+	b = binary.LittleEndian.AppendUint32(b, 0)
+	b = binary.LittleEndian.AppendUint64(b, lsn)
+	b = binary.LittleEndian.AppendUint64(b, uint64(start.UnixNano()))
+	b = binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+	b = binary.LittleEndian.AppendUint32(b, 0)
+	var table []byte
+	var total uint64
+	for i, c := range chunks {
+		var fr []byte
+		for _, p := range c {
+			fr = wal.AppendFrame(fr, p)
+		}
+		b = append(b, fr...)
+		n := len(c)
+		if i < len(counts) && counts[i] >= 0 {
+			n = counts[i]
+		}
+		total += uint64(n)
+		table = binary.LittleEndian.AppendUint32(table, uint32(len(fr)))
+		table = binary.LittleEndian.AppendUint32(table, uint32(n))
+		table = binary.LittleEndian.AppendUint32(table, crc32.Checksum(fr, castagnoli))
+	}
+	trailer := []byte("SNAPEND\x00")
+	trailer = binary.LittleEndian.AppendUint64(trailer, total)
+	trailer = binary.LittleEndian.AppendUint64(trailer, lsn)
+	trailer = binary.LittleEndian.AppendUint32(trailer, uint32(len(chunks)))
+	crc := crc32.Update(crc32.Checksum(table, castagnoli), castagnoli, trailer)
+	trailer = binary.LittleEndian.AppendUint32(trailer, crc)
+	return cat(b, table, trailer)
+}
+
+// refooter recomputes the footer CRC of a snapshot whose chunk table was
+// edited, so that a seed reaches the checks behind it.
+func refooter(b []byte) []byte {
+	castagnoli := crc32.MakeTable(crc32.Castagnoli)
+	b = bytes.Clone(b)
+	chunks := int(binary.LittleEndian.Uint32(b[len(b)-8:]))
+	tableAt := len(b) - snapTrailerSize - snapEntrySize*chunks
+	binary.LittleEndian.PutUint32(b[len(b)-4:], crc32.Checksum(b[tableAt:len(b)-4], castagnoli))
+	return b
+}
+
+// puts returns n Put records of LSN lsn.
+func puts(n int, lsn uint64) []wal.Record {
+	var out []wal.Record
+	for _, r := range seedRecords(5*n, 1) {
+		if r.Op == wal.OpPut && len(out) < n {
+			r.LSN = lsn
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func payloads(recs ...wal.Record) [][]byte {
+	var out [][]byte
+	for i := range recs {
+		out = append(out, wal.AppendRecord(nil, &recs[i]))
+	}
+	return out
+}
+
+func snapshotSeeds(t *testing.T) []seed {
+	const lsn = 0x40
+	many := snapshotOf(t, lsn, puts(24, lsn), 4)
+	if got := binary.LittleEndian.Uint32(many[len(many)-8:]); got < 4 {
+		t.Fatalf("snapshot of 4 fill chunks has %d file chunks", got)
+	}
+	recs := puts(3, lsn)
+	hand := buildSnapshot(lsn, [][][]byte{payloads(recs[:2]...), payloads(recs[2])})
+	if !bytes.Equal(hand, snapshotOf(t, lsn, recs, 2)) {
+		t.Fatal("buildSnapshot lays out a file other than snapshot.Write")
+	}
+	del := seedRecords(3, lsn)[2] // a Delete
+	other := recs[0]
+	other.LSN = lsn + 1
+	// A Put whose hint, 0x7f, is a uint8 instead of a positive fixint.
+	canonical := payloads(recs[1])[0]
+	if canonical[20] != 0x7f {
+		t.Fatalf("unexpected Put encoding %x", canonical)
+	}
+	nonCanonical := cat(canonical[:20], []byte{0xcc}, canonical[20:])
+
+	chunk4G := bytes.Clone(many)
+	tableAt := len(many) - snapTrailerSize - snapEntrySize*int(binary.LittleEndian.Uint32(many[len(many)-8:]))
+	binary.LittleEndian.PutUint32(chunk4G[tableAt:], 0xffffffff)
+	chunkMax := bytes.Clone(many)
+	binary.LittleEndian.PutUint32(chunkMax[tableAt:], snapshot.MaxChunkSize)
+	chunks4G := bytes.Clone(many)
+	binary.LittleEndian.PutUint32(chunks4G[len(many)-8:], 0xffffffff)
+	newer := bytes.Clone(many)
+	binary.LittleEndian.PutUint32(newer[8:], 2)
+	binary.LittleEndian.PutUint32(newer[32:], crc32.Checksum(newer[:32], crc32.MakeTable(crc32.Castagnoli)))
+
+	return []seed{
+		{"empty", snapshotOf(t, lsn, nil, 2)},
+		{"one-record", snapshotOf(t, lsn, puts(1, lsn), 1)},
+		{"many-records-4-chunks", many},
+		{"hand-built", hand},
+		{"truncated", many[:len(many)-10]},
+		{"header-only", many[:snapHeaderSize]},
+		{"chunk-length-4GiB", refooter(chunk4G)},
+		{"chunk-length-max", refooter(chunkMax)},
+		{"chunk-count-4G", chunks4G},
+		{"newer-version", newer},
+		{"delete-record", buildSnapshot(lsn, [][][]byte{payloads(recs[0], del)})},
+		{"record-of-another-lsn", buildSnapshot(lsn, [][][]byte{payloads(recs[1], other)})},
+		{"count-mismatch", buildSnapshot(lsn, [][][]byte{payloads(recs...)}, 2)},
+		{"empty-chunk", buildSnapshot(lsn, [][][]byte{payloads(recs[0]), nil})},
+		{"non-canonical-record", buildSnapshot(lsn, [][][]byte{{payloads(recs[0])[0], nonCanonical}})},
+	}
+}
+
+func tokenParseSeeds() []seed {
+	id := token.ID{0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff}
+	s := id.String()
+	return []seed{
+		{"valid", s},
+		{"zero", token.ID{}.String()},
+		{"all-ones", token.ID{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}.String()},
+		{"padding-bits-set", s[:21] + "x"},
+		{"short", s[:21]},
+		{"long", s + "A"},
+		{"padded", s + "=="},
+		{"std-alphabet", strings.NewReplacer("-", "+", "_", "/").Replace("-_" + s[2:])},
+		{"non-ascii", s[:20] + "é"},
+		{"empty", ""},
+	}
+}
+
+func tokenVerifySeeds(t *testing.T) []seed {
+	id := token.ID{0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff}
+	a, b, c := mustSigner(t, keyA).Sign(id), mustSigner(t, keyB).Sign(id), mustSigner(t, keyC).Sign(id)
+	return []seed{
+		{"signed-by-signing-key", a},
+		{"signed-by-verifying-key", b},
+		{"signed-by-another-key", c},
+		{"tag-altered", a[:token.SignedLen-1] + "B"},
+		{"tag-padding-bits", a[:token.SignedLen-1] + string(a[token.SignedLen-1]+1)},
+		{"no-dot", a[:token.Len] + "~" + a[token.Len+1:]},
+		{"id-only", id.String()},
+		{"tag-of-another-id", token.ID{1}.String() + a[token.Len:]},
+		{"empty", ""},
+	}
+}
+
+// engineProgram builds a FuzzEngine input.
+type engineProgram []byte
+
+func (p engineProgram) op(op int, args ...byte) engineProgram {
+	return append(append(p, byte(op)), args...)
+}
+
+// createArg packs Create's first argument byte (see run.create).
+func createArg(user, idle, abs, fp int) byte { return byte(user + 5*idle + 20*abs + 80*fp) }
+
+func engineSeeds() []seed {
+	const (
+		grace       = 1
+		cap2        = 2 << 1
+		snapOnClose = 8
+		janitor     = 16
+		signed      = 32
+		encrypted   = 64
+		memFS       = 128
+	)
+	const (
+		u1, u2      = 1, 2
+		sec, minute = 1, 2 // idles index: 1 s, 1 min
+		abs2s       = 1    // absolutes index: 2 s
+		fp1, fp2    = 1, 2
+		a1ms        = 0 // advances indices
+		a400ms      = 1
+		a1s         = 2
+		a2s         = 3
+		a61s        = 4
+		aIdle       = 5
+		a25h        = 7
+	)
+	basic := engineProgram{0}.
+		op(opCreate, createArg(u1, 0, 0, 0), 10).op(opGet, 0).op(opUpdate, 0, 1, 20).op(opGet, 0).
+		op(opUpdate, 0, 3, 5).op(opUpdate, 0, 4, 5).op(opUpdate, 0, 0, 70).op(opDelete, 0).op(opGet, 0).
+		op(opGet, 15).op(opGet, 14).op(opDelete, 0)
+	expiry := engineProgram{0}.
+		op(opCreate, createArg(0, sec, 0, 0), 3).op(opCreate, createArg(u2, minute, abs2s, 0), 4).
+		op(opAdvance, a400ms).op(opGet, 0).op(opAdvance, a1s).op(opGet, 0).op(opGet, 1).
+		op(opAdvance, a2s).op(opGet, 1).op(opUpdate, 1, 0, 1).op(opDelete, 0).op(opAdvance, aIdle).op(opGetAll)
+	rotate := engineProgram{grace}.
+		op(opCreate, createArg(u1, 0, 0, fp1), 8).op(opRotate, 0, 5).op(opGet, 0).op(opGetBound, 0, fp2).
+		op(opUpdate, 0, 0, 3).op(opDelete, 0).op(opRotate, 0, 2).op(opRotate, 1, 2).op(opGet, 0).
+		op(opAdvance, a61s).op(opGet, 0).op(opGet, 2)
+	revoke := engineProgram{cap2}.
+		op(opCreate, createArg(u1, 0, 0, 0), 1).op(opCreate, createArg(u1, sec, 0, 0), 2).
+		op(opAdvance, a2s).op(opCreate, createArg(u1, 0, 0, 0), 3).op(opCreate, createArg(u2, 0, 0, 0), 4).
+		op(opRotate, 3, 1).op(opRevokeUser, 1).op(opRevokeUser, 0).op(opRevokeUser, 2).op(opGetAll)
+	reopen := engineProgram{0}.
+		op(opCreate, createArg(u1, minute, 0, 0), 5).op(opCreate, createArg(0, 0, 0, 0), 6).
+		op(opAdvance, a1s).op(opGet, 0).op(opAdvance, a400ms).op(opGet, 0).op(opSnapshot).op(opSnapshot).
+		op(opUpdate, 1, 1, 7).op(opAdvance, a2s).op(opGet, 0).op(opReopen).op(opGetAll).
+		op(opAdvance, a61s).op(opReopen).op(opGet, 1).op(opSnapshot).op(opReopen).op(opRotate, 1, 0)
+	fingerprint := engineProgram{0}.
+		op(opCreate, createArg(0, 0, 0, fp1), 5).op(opGetBound, 0, fp2).op(opGetBound, 0, fp1).
+		op(opReopen).op(opGetBound, 0, fp2).op(opGetBound, 0, 0).op(opGetBound, 0, fp1)
+	everything := engineProgram{signed | encrypted | memFS | snapOnClose | grace | cap2}.
+		op(opCreate, createArg(u1, 0, 0, fp2), 9).op(opCreate, createArg(u1, 0, 0, 0), 9).
+		op(opCreate, createArg(u1, 0, 0, 0), 9).op(opRotate, 2, 2).op(opGet, 2).op(opSnapshot).
+		op(opAdvance, a1ms).op(opUpdate, 1, 2, 30).op(opReopen).op(opGetAll).op(opRevokeUser, 2).
+		op(opReopen).op(opGet, 15).op(opGet, 14).op(opAdvance, a25h).op(opReopen)
+	janitorOn := engineProgram{janitor | grace}.
+		op(opCreate, createArg(u1, sec, 0, 0), 2).op(opCreate, createArg(u1, 0, 0, 0), 2).
+		op(opRotate, 1, 0).op(opAdvance, a2s).op(opGet, 0).op(opGet, 1).op(opDelete, 0).
+		op(opAdvance, a61s).op(opGet, 1).op(opRevokeUser, 1).op(opReopen)
+	return []seed{
+		{"basic", []byte(basic)},
+		{"expiry", []byte(expiry)},
+		{"rotate-grace", []byte(rotate)},
+		{"revoke-and-cap", []byte(revoke)},
+		{"snapshot-reopen", []byte(reopen)},
+		{"fingerprint-reopen", []byte(fingerprint)},
+		{"signed-encrypted-memfs", []byte(everything)},
+		{"janitor", []byte(janitorOn)},
+		{"too-many-ops", slices.Repeat([]byte{opGetAll}, 2*maxOps)},
+	}
+}
