@@ -115,7 +115,7 @@ func renderSVG(w io.Writer, p plot) error {
 	for d := yLo; d <= yHi; d++ {
 		y := py(math.Pow(10, d))
 		fmt.Fprintf(bw, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#ddd"/>`+"\n", plotLeft, y, plotRight, y)
-		text(bw, plotLeft-8, y+4, "end", 12, dur(math.Pow(10, d)))
+		text(bw, plotLeft-8, y+4, "end", 12, decadeLabel(int(d)))
 	}
 	fmt.Fprintf(bw, `<rect x="%d" y="%d" width="%d" height="%d" fill="none" stroke="#333"/>`+"\n",
 		plotLeft, plotTop, plotRight-plotLeft, plotBottom-plotTop)
@@ -161,6 +161,13 @@ func percentileLabel(d float64) string {
 	default:
 		return "99" + strings.TrimSuffix("."+strings.Repeat("9", n-2), ".") + "%"
 	}
+}
+
+// decadeLabel names 10^d nanoseconds: 1ns, 10ns, ... 1µs, ... 1s, 10s.
+func decadeLabel(d int) string {
+	units := []string{"ns", "µs", "ms", "s"}
+	u := min(d/3, len(units)-1)
+	return "1" + strings.Repeat("0", d-3*u) + units[u]
 }
 
 func text(w io.Writer, x, y float64, anchor string, size int, s string) {

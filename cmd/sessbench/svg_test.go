@@ -82,3 +82,9 @@ func TestPercentileLabels(t *testing.T) {
 		assert.Equal(t, want, percentileLabel(float64(d)))
 	}
 }
+
+func TestDecadeLabels(t *testing.T) {
+	for d, want := range []string{"1ns", "10ns", "100ns", "1µs", "10µs", "100µs", "1ms", "10ms", "100ms", "1s", "10s", "100s", "1000s"} {
+		assert.Equal(t, want, decadeLabel(d))
+	}
+}
