@@ -72,6 +72,18 @@ func fixture(b *testing.B) (*Engine, []string) {
 	return fixtureEng, fixtureIDs
 }
 
+// zipfIndexes draws a Zipf key sequence over n sessions, ranks scattered.
+func zipfIndexes(n int) []uint32 {
+	r := rand.New(rand.NewPCG(3, 4))
+	z := rand.NewZipf(r, 1.01, 1, uint64(n-1))
+	perm := r.Perm(n)
+	seq := make([]uint32, seqLen)
+	for i := range seq {
+		seq[i] = uint32(perm[z.Uint64()])
+	}
+	return seq
+}
+
 var seqStart atomic.Uint32
 
 // runKeys runs op over the benchmark's key sequence in parallel, each
