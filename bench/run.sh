@@ -97,6 +97,7 @@ for round in $(seq "$COUNT"); do
     bench adapter.txt -bench "^BenchmarkAdapter\$/./^store=$s\$" \
       -benchmem -cpu "$CPU" -count 1 -benchtime "$BENCHTIME" -timeout 0
   done
+  bench middleware.txt -bench '^BenchmarkMiddleware$' -benchmem -cpu "$CPU" -count 1 -benchtime "$BENCHTIME" -timeout 0
 done
 for round in $(seq "$MEMCOUNT"); do
   for s in $STORES; do
@@ -184,6 +185,17 @@ of data.
 
 EOF
   table -col "$order" "$results/memory.txt"
+  cat <<EOF
+
+## net/http middleware
+
+Per request, with a session cookie already set: httpsession's Handler
+against scs's LoadAndSave with its memstore, for a handler that reads one
+string value and one that writes one (ServeHTTP with a recorder, no network;
+the request and recorder are part of both).
+
+EOF
+  table -col '/mw@(sesscache scs-memstore)' "$results/middleware.txt"
   cat <<EOF
 
 ## NewID
