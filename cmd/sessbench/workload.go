@@ -56,6 +56,10 @@ func measure(ctx context.Context, eng *engine.Engine, c runConfig, prog *progres
 	res.Preload = preloadResult{Sessions: c.Sessions, Writers: c.PreloadWriters, DurationNs: time.Since(t0)}
 	res.Preload.CreatesPerSec = float64(c.Sessions) / res.Preload.DurationNs.Seconds()
 	res.Timing.PreloadNs = res.Preload.DurationNs
+	// Stats reads the latest snapshot's figures under the snapshot lock, so
+	// it waits for one the preload set off: neither the heap measured next
+	// nor the workload's start includes a snapshot half-written.
+	eng.Stats()
 	// The harness's own list of IDs is not the engine's: a string header per
 	// ID and the 22-byte string, which the allocator rounds to 24.
 	heap := int64(heapAlloc()) - int64(cap(ids))*16 - int64(len(ids))*24 - int64(heapBefore)
