@@ -140,6 +140,11 @@ func startSnapshotDriver(eng *engine.Engine, every time.Duration, snapping *atom
 				return
 			case <-t.C:
 			}
+			select {
+			case <-d.done: // the workload ended while the tick waited
+				return
+			default:
+			}
 			began := time.Now()
 			snapping.Store(true)
 			st, err := eng.Snapshot()
@@ -168,8 +173,11 @@ func (d *snapshotDriver) finish(elapsed time.Duration) ([]snapshotEvent, time.Du
 	close(d.done)
 	d.wg.Wait()
 	var running time.Duration
-	for _, s := range d.spans {
+	for i, s := range d.spans {
 		running += max(min(s[1], elapsed)-s[0], 0)
+		if s[0] >= elapsed {
+			d.events[i].Phase = "after"
+		}
 	}
 	return d.events, running, d.err
 }
