@@ -149,7 +149,9 @@ rewrite_aof() {
   exit 1
 }
 
-aof_bytes() { du -cb "$tmp/redis-load/appendonlydir"/*.aof | tail -1 | cut -f1; }
+# aof_bytes prints the size of the AOF: base (.aof, or .rdb with the RDB
+# preamble), incr files and manifest.
+aof_bytes() { du -cb "$tmp/redis-load/appendonlydir"/* | tail -1 | cut -f1; }
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 started=$(date -u '+%Y-%m-%d %H:%M:%S UTC')

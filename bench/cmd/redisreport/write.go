@@ -78,7 +78,9 @@ func write(w io.Writer, m *measurements) error {
 	p("sesscache's Open: above 1, sesscache recovers faster. Redis's logged time is what")
 	p("`loadAppendOnlyFiles` reports for the base and incr files; DEBUG LOADAOF's wall time also")
 	p("empties the keys loaded before. sesscache's Open is timed from the call to its return.")
-	p("Both read files just written, from the page cache.")
+	p("Both read files just written, from the page cache. DEBUG POPULATE's values are \"value:N\"")
+	p("padded with zero bytes, which the RDB preamble compresses (LZF); sesscache's are 200 zero")
+	p("bytes, stored as they are.")
 	if s := m.rec.Snapshot; s.Sessions > 0 {
 		p("")
 		p("sesscache snapshot of %s sessions: %.2f s, %s (taken on the %s engine); the tail was %s Updates, %s of log.",
