@@ -69,8 +69,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && (len(args[0]) == 0 || args[0][0] != '-') {
 		name, rest = args[0], args[1:]
 	}
-	switch name {
-	case "help":
+	// "sessbench -h" asks what sessbench can do, not what run's flags are.
+	if name == "help" || (len(args) == 1 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help")) {
 		usage(stdout)
 		return exitOK
 	}

@@ -106,10 +106,12 @@ func TestHelpExplainsEveryFlag(t *testing.T) {
 		"-dir", "-snapshot-every", "-snapshot-interval", "-idle", "-absolute", "-svg"} {
 		assert.Contains(t, stderr, "\n  "+f+" ", f)
 	}
-	code, stdout, _ := sessbench("help")
-	assert.Equal(t, exitOK, code)
-	assert.Contains(t, stdout, "recover")
-	assert.NotContains(t, stdout, crashChildCommand, "the writer's subcommand is not for people")
+	for _, help := range []string{"help", "-h", "--help"} {
+		code, stdout, _ := sessbench(help)
+		assert.Equal(t, exitOK, code, help)
+		assert.Contains(t, stdout, "recover", help)
+		assert.NotContains(t, stdout, crashChildCommand, "the writer's subcommand is not for people")
+	}
 }
 
 func TestByteSize(t *testing.T) {
