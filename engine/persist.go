@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"time"
 
@@ -63,7 +64,13 @@ func (e *Engine) openJournal() error {
 		return err
 	}
 	start := time.Now()
-	sn := &snapshotter{dir: filepath.Join(o.Dir, "snapshots"), opts: snapshot.Options{FS: o.FS, Logger: o.Logger}}
+	sn := &snapshotter{
+		dir:    filepath.Join(o.Dir, "snapshots"),
+		opened: e.Now(),
+		// Half the processors encode, so that a snapshot never takes every
+		// core from the application; loading uses them all.
+		opts: snapshot.Options{FS: o.FS, Logger: o.Logger, Workers: max(1, runtime.GOMAXPROCS(0)/2)},
+	}
 	from, snapBytes, err := e.loadSnapshots(sn)
 	if err != nil {
 		lock.Close()

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"time"
 
@@ -42,6 +43,8 @@ type SnapshotStats struct {
 type snapshotter struct {
 	dir  string
 	opts snapshot.Options
+
+	opened time.Time // the engine's clock at Open
 
 	mu       sync.Mutex // one snapshot at a time; guards the fields below
 	last     SnapshotStats
@@ -110,7 +113,12 @@ func (e *Engine) fillChunk(i int, add func(*wal.Record) error) error {
 	})
 	s.Unlock()
 	now := e.clock.nanos()
-	for _, r := range recs {
+	for j, r := range recs {
+		if j%256 == 255 {
+			// Encoding is CPU-bound and runs beside the application's own
+			// goroutines: give them a turn rather than wait to be preempted.
+			runtime.Gosched()
+		}
 		if r.Flags()&shard.FlagAlias != 0 || r.Deadline(r.LastAccess()) <= now {
 			continue // forwarding entries are not logged; expired sessions need not be
 		}
@@ -150,7 +158,11 @@ func (e *Engine) snapshotDue(now time.Time) bool {
 	if st.LogBytesSince == 0 {
 		return false
 	}
-	if iv := e.opts.SnapshotInterval; iv > 0 && !st.Created.IsZero() && e.Now().Sub(st.Created) >= iv {
+	since := st.Created
+	if since.IsZero() {
+		since = e.jr.snap.opened // no snapshot yet: count from Open
+	}
+	if iv := e.opts.SnapshotInterval; iv > 0 && e.Now().Sub(since) >= iv {
 		return true
 	}
 	switch after := e.opts.SnapshotAfterBytes; {
@@ -228,7 +240,9 @@ func (e *Engine) loadSnapshot(info snapshot.Info, sn *snapshotter) (snapshot.Inf
 		}
 	}()
 	var scratch sync.Pool
-	return snapshot.Load(info.Path, sn.opts, func(rec *wal.Record) error {
+	all := sn.opts
+	all.Workers = 0 // loading has the machine to itself: every processor
+	return snapshot.Load(info.Path, all, func(rec *wal.Record) error {
 		buf, _ := scratch.Get().(*[]byte)
 		if buf == nil {
 			buf = new([]byte)

@@ -314,6 +314,12 @@ func TestSnapshotDue(t *testing.T) {
 	clock.Advance(time.Hour)
 	assert.True(t, e.snapshotDue(now), "the last snapshot is an hour old and the log grew")
 
+	fresh := openDir(t, t.TempDir(), clock, Options{SnapshotInterval: time.Hour, SnapshotAfterBytes: -1})
+	mustCreate(t, fresh, CreateOptions{})
+	assert.False(t, fresh.snapshotDue(now))
+	clock.Advance(time.Hour)
+	assert.True(t, fresh.snapshotDue(now), "the interval counts from Open when there is no snapshot yet")
+
 	e2 := openDir(t, t.TempDir(), clock, Options{SnapshotInterval: -1, SnapshotAfterBytes: -1})
 	for range 100 {
 		mustCreate(t, e2, CreateOptions{Data: make([]byte, 200)})
