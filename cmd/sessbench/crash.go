@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -11,9 +10,10 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
-	"strings"
-	"syscall"
+	"sync/atomic"
 	"time"
+
+	"github.com/sesscache/sesscache/internal/crashcheck"
 )
 
 // crashConfig is the crash command's flags, and the "config" of its JSON
@@ -143,12 +143,13 @@ func runCrash(ctx context.Context, c crashConfig, stdout io.Writer) (err error) 
 		}
 	}()
 	res := &crashResult{Command: "crash", Config: c, Environment: currentEnvironment()}
-	m := newCrashModel()
+	var m crashcheck.Model
+	var cycles, acked atomic.Int64 // for the progress line
 	r := rand.New(rand.NewPCG(c.Seed, 1))
 	start := time.Now()
 	prog := newProgress(stdout)
 	prog.show(func() string {
-		return fmt.Sprintf("crash    %d cycles  %d acknowledged ops checked  %.0f s", m.cycles.Load(), m.acked.Load(), time.Since(start).Seconds())
+		return fmt.Sprintf("crash    %d cycles  %d acknowledged ops checked  %.0f s", cycles.Load(), acked.Load(), time.Since(start).Seconds())
 	})
 	for cycle := 0; (c.Cycles == 0 || cycle < c.Cycles) && (c.Duration == 0 || time.Since(start) < c.Duration); cycle++ {
 		if ctx.Err() != nil {
@@ -156,32 +157,40 @@ func runCrash(ctx context.Context, c crashConfig, stdout io.Writer) (err error) 
 			return errors.New("interrupted")
 		}
 		policy := c.policies[cycle%len(c.policies)]
-		ops, err := runCrashChild(ctx, exe, dir, policy, c, m, r.Uint64(), 5+r.IntN(c.MaxOps-4))
+		writer := exec.Command(exe, crashChildCommand, "-dir", dir, "-sync", policy, "-seed", strconv.FormatUint(r.Uint64(), 10),
+			"-segment-size", strconv.FormatInt(c.SegmentSize, 10), "-snapshots="+strconv.FormatBool(c.Snapshots))
+		writer.Stderr = os.Stderr
+		ops, err := crashcheck.Cycle(ctx, writer, &m, 5+r.IntN(c.MaxOps-4))
+		if err != nil {
+			prog.stop()
+			if ctx.Err() != nil {
+				return errors.New("interrupted")
+			}
+			return fmt.Errorf("cycle %d (%s): %w", cycle, policy, err)
+		}
+		v, err := m.Verify(dir, ops, crashcheck.VerifyOptions{Logger: quietLogger(os.Stderr)})
 		if err != nil {
 			prog.stop()
 			return fmt.Errorf("cycle %d (%s): %w", cycle, policy, err)
 		}
-		v, err := verifyCrash(dir, m, ops, cycle)
-		if err != nil {
-			prog.stop()
-			return fmt.Errorf("cycle %d (%s): %w", cycle, policy, err)
-		}
+		cycles.Add(1)
+		acked.Add(int64(v.Acked))
 		res.Cycles++
-		res.Acked += v.acked
-		res.Checks += v.checked
-		if v.fromSnapshot {
+		res.Acked += v.Acked
+		res.Checks += v.Checked
+		if v.FromSnapshot {
 			res.FromSnapshot++
 		}
-		res.Lost += v.lost
-		for _, p := range v.problems {
+		res.Lost += v.Lost
+		for _, p := range v.Problems {
 			res.Problems = append(res.Problems, fmt.Sprintf("cycle %d (%s): %s", cycle, policy, p))
 		}
-		if len(v.problems) > 0 {
+		if len(v.Problems) > 0 {
 			break // the model no longer matches the directory: later cycles would prove nothing
 		}
 	}
 	prog.stop()
-	res.Live = len(m.live)
+	res.Live = m.Live()
 	res.DurationNs = time.Since(start)
 	if c.out.json {
 		err = writeJSON(stdout, res)
@@ -192,93 +201,6 @@ func runCrash(ctx context.Context, c crashConfig, stdout io.Writer) (err error) 
 		err = fmt.Errorf("%d acknowledged writes lost, %d problems", res.Lost, len(res.Problems))
 	}
 	return err
-}
-
-// crashOp is one operation the writer reported.
-type crashOp struct {
-	kind, data string
-	n          int
-	acked      bool
-	id         string // for C and R: the ID the ack carried
-}
-
-// hungAfter is how long a silent writer is given before it is made to dump
-// its goroutines (SIGQUIT), so a hang shows where rather than stalling.
-const hungAfter = 30 * time.Second
-
-// runCrashChild starts a writer on dir, lets it acknowledge killAfter
-// operations, kills it and returns what it reported.
-func runCrashChild(ctx context.Context, exe, dir, policy string, c crashConfig, m *crashModel, seed uint64, killAfter int) ([]crashOp, error) {
-	cmd := exec.Command(exe, crashChildCommand, "-dir", dir, "-sync", policy, "-seed", strconv.FormatUint(seed, 10),
-		"-segment-size", strconv.FormatInt(c.SegmentSize, 10), "-snapshots="+strconv.FormatBool(c.Snapshots))
-	cmd.Stdin = strings.NewReader(m.childInput())
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting the writer: %w", err)
-	}
-	hung := time.AfterFunc(hungAfter, func() { _ = cmd.Process.Signal(syscall.SIGQUIT) })
-	defer hung.Stop()
-	stopOnCancel := context.AfterFunc(ctx, func() { _ = cmd.Process.Kill() })
-	defer stopOnCancel()
-
-	var ops []crashOp
-	var protoErr error
-	sc := bufio.NewScanner(out)
-	acks := 0
-	killed := false
-	for sc.Scan() {
-		hung.Reset(hungAfter)
-		f := strings.Fields(sc.Text())
-		if len(f) < 3 || (f[0] != "B" && f[0] != "A") {
-			continue
-		}
-		n, err := strconv.Atoi(f[2])
-		if err != nil {
-			protoErr = fmt.Errorf("writer said %q", f[0]+" "+f[1]+" "+f[2])
-			break
-		}
-		if f[0] == "B" {
-			op := crashOp{kind: f[1], n: n}
-			if len(f) > 3 {
-				op.data = f[3]
-			}
-			ops = append(ops, op)
-			continue
-		}
-		if len(ops) == 0 || ops[len(ops)-1].kind != f[1] || ops[len(ops)-1].acked {
-			protoErr = errors.New("writer acknowledged an operation it did not begin")
-			break
-		}
-		last := &ops[len(ops)-1]
-		last.acked = true
-		if len(f) > 3 {
-			last.id = f[3]
-		}
-		if acks++; acks == killAfter && !killed {
-			if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-				return nil, err
-			}
-			killed = true
-		}
-	}
-	if protoErr != nil && !killed {
-		_ = cmd.Process.Kill()
-		killed = true
-	}
-	err = cmd.Wait()
-	switch {
-	case protoErr != nil:
-		return nil, protoErr
-	case ctx.Err() != nil:
-		return nil, errors.New("interrupted")
-	case !killed:
-		return nil, fmt.Errorf("the writer stopped before it was killed (%v)", err)
-	}
-	return ops, nil
 }
 
 // printCrash writes the crash command's report for people.
