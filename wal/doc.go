@@ -115,7 +115,23 @@
 // [Log.Append] copies a record into the in-memory batch and assigns its LSN;
 // [Log.Wait] then blocks as the [SyncPolicy] says. One flusher goroutine
 // writes each batch with one write call and, under [SyncAlways], fsyncs once
-// for every writer whose record was in the batch (group commit).
+// for every writer whose record was in the batch (group commit). Wait wakes
+// exactly the writers whose records are covered.
+//
+// Under SyncAlways the flusher, once an fsync has woken its writers, holds
+// the next batch until as many records as it woke have been appended again,
+// for at most as long as that fsync took (and 1 ms): writers that loop come
+// back at once, and one fsync then covers all of them instead of about half.
+// A lone writer's own append ends the wait. After a wait that timed out with
+// fewer than half of them back, the next batch is not held.
+//
+// Also under SyncAlways, the flusher writes zeros over the preallocated
+// space just past the data, 256 KiB at a time, whenever the data reaches
+// the end of what it wrote before: on ext4 and XFS an fdatasync after a
+// write into space that was only reserved (an unwritten extent) has to
+// commit the file system's journal too, and this way only one fsync per
+// 256 KiB of log does. Replay cannot tell written zeros from
+// reserved space, and needs not: both read as zeros, the end marker.
 //
 // [Open] replays records in LSN order. A short frame, a checksum failure or a
 // garbage length in the last segment with no valid frame anywhere after it is

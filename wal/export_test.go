@@ -173,3 +173,26 @@ func clone(b []byte) []byte {
 	}
 	return append([]byte(nil), b...)
 }
+
+// SetGatherLimit replaces how long gather may wait after an fsync, until t
+// ends.
+func SetGatherLimit(t testing.TB, limit time.Duration) {
+	old := gatherLimit
+	gatherLimit = func(time.Duration) time.Duration { return limit }
+	t.Cleanup(func() { gatherLimit = old })
+}
+
+// QueuedWaiters returns how many goroutines are blocked in Wait or Sync.
+func QueuedWaiters(l *Log) int {
+	l.waitMu.Lock()
+	defer l.waitMu.Unlock()
+	return len(l.durableWaiters) + len(l.writtenWaiters)
+}
+
+// GatherTarget returns how many appends the flusher will wait for before it
+// takes the next batch; 0 if none.
+func GatherTarget(l *Log) uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.gatherWant
+}

@@ -27,6 +27,12 @@ type Log struct {
 	syncReq    uint64 // Sync asks the flusher to fsync through this LSN
 	closing    bool
 
+	// SyncAlways's gathering of the next batch; see gather.
+	gatherFrom   uint64    // l.last when the writers were woken
+	gatherWant   uint64    // appends after gatherFrom to wait for; 0: none
+	gatherUntil  time.Time // when to stop waiting for them
+	gatherMissed bool      // the last gather timed out with few writers back
+
 	kick chan struct{} // wakes the flusher; capacity 1
 
 	// Progress, readable without locks.
@@ -40,10 +46,11 @@ type Log struct {
 	failure       atomic.Pointer[error]
 	stopped       atomic.Bool // the flusher has exited
 
-	// Wait and Sync sleep on waitCond; it is broadcast whenever writtenLSN,
-	// durableLSN, failure or stopped change.
-	waitMu   sync.Mutex
-	waitCond sync.Cond
+	// Goroutines blocked in Wait and Sync, by the LSN they wait for; see
+	// notify.
+	waitMu         sync.Mutex
+	durableWaiters waitQueue // for durableLSN: Wait under SyncAlways, and Sync
+	writtenWaiters waitQueue // for writtenLSN: Wait under the other policies
 
 	// Flusher state, touched only by the flusher goroutine (and by Open
 	// before it starts). cur is also read by the syncer under fileMu.
@@ -51,7 +58,8 @@ type Log struct {
 	cur      *segment
 	spareBuf []byte
 	pipe     *pipeline
-	startLSN uint64 // last LSN at Open, to count records appended since
+	woken    []*waiter // notifyAndRegroup's buffer
+	startLSN uint64    // last LSN at Open, to count records appended since
 
 	segMu sync.Mutex
 	segs  []segInfo // every segment file, in LSN order; the last is current
@@ -110,7 +118,6 @@ func Open(dir string, opts Options, from uint64, apply func(*Record) error) (*Lo
 		kick:        make(chan struct{}, 1),
 		flusherDone: make(chan struct{}),
 	}
-	l.waitCond.L = &l.waitMu
 	if err := l.fsys.MkdirAll(dir, dirMode); err != nil {
 		return nil, ReplayInfo{}, fmt.Errorf("wal: %w", err)
 	}
@@ -152,6 +159,8 @@ func (l *Log) openCurrent(res replayResult, from uint64) error {
 				t.f.Close()
 				return err
 			}
+			// Past its data the space may be preallocated only.
+			t.zeroed = t.size
 			l.cur = t
 		} else {
 			// It stops being the last segment: trim its preallocated tail
@@ -226,8 +235,10 @@ func (l *Log) Append(p *Pending) (uint64, error) {
 	l.appendedBytes.Add(uint64(len(l.batch) - n))
 	l.last = lsn
 	l.lastLSN.Store(lsn)
+	// The flusher may be in gather, waiting for exactly this append.
+	wakeFlusher := wasIdle || (l.gatherWant > 0 && lsn-l.gatherFrom == l.gatherWant)
 	l.mu.Unlock()
-	if wasIdle {
+	if wakeFlusher {
 		l.wake()
 	}
 	return lsn, nil
@@ -239,81 +250,6 @@ func (l *Log) wake() {
 	case l.kick <- struct{}{}:
 	default:
 	}
-}
-
-// Wait blocks until the record with the given LSN is as safe as the sync
-// policy promises: covered by an fsync (SyncAlways), written to the file
-// (SyncEverySecond), or not at all (SyncNo, unless appends have run more than
-// 8 MiB ahead of the disk: then it waits for the write, as backpressure).
-// It returns nil if it got there, and otherwise the log's failure (wrapping
-// ErrFailed and the cause): that record did not make it. Wait(0) returns nil;
-// waiting for an LSN that was never assigned is an error.
-func (l *Log) Wait(lsn uint64) error {
-	if l.covered(lsn) {
-		return nil
-	}
-	if lsn > l.lastLSN.Load() {
-		return fmt.Errorf("wal: Wait for LSN %d, beyond the last assigned %d", lsn, l.lastLSN.Load())
-	}
-	if l.opts.Sync == SyncNo && l.appendedBytes.Load()-l.writtenBytes.Load() <= maxBacklog {
-		return l.err()
-	}
-	l.waitMu.Lock()
-	defer l.waitMu.Unlock()
-	for !l.covered(lsn) {
-		if err := l.err(); err != nil {
-			return err
-		}
-		if l.stopped.Load() {
-			return ErrClosed
-		}
-		l.waitCond.Wait()
-	}
-	return nil
-}
-
-// maxBacklog is how far SyncNo lets appends run ahead of the disk: past it,
-// Wait waits for the write, so a slow disk slows writers down (outside their
-// locks) instead of growing the batch without bound.
-const maxBacklog = 8 << 20
-
-// covered reports whether lsn has been fsynced (SyncAlways) or written.
-func (l *Log) covered(lsn uint64) bool {
-	if l.opts.Sync == SyncAlways {
-		return l.durableLSN.Load() >= lsn
-	}
-	return l.writtenLSN.Load() >= lsn
-}
-
-// Sync writes and fsyncs every record appended so far, whatever the policy,
-// and returns once that is done or the log has failed.
-func (l *Log) Sync() error {
-	l.mu.Lock()
-	if err := l.err(); err != nil {
-		l.mu.Unlock()
-		return err
-	}
-	if l.closing {
-		l.mu.Unlock()
-		return ErrClosed
-	}
-	target := l.last
-	l.syncReq = max(l.syncReq, target)
-	l.mu.Unlock()
-	l.wake()
-
-	l.waitMu.Lock()
-	defer l.waitMu.Unlock()
-	for l.durableLSN.Load() < target {
-		if err := l.err(); err != nil {
-			return err
-		}
-		if l.stopped.Load() {
-			return ErrClosed
-		}
-		l.waitCond.Wait()
-	}
-	return nil
 }
 
 // Roll makes the next Append start a new segment and returns the last LSN
@@ -388,13 +324,7 @@ func (l *Log) fail(cause error) {
 		l.logger.Error("wal: log failed; appends refused until reopened",
 			slog.String("dir", l.dir), slog.Any("err", cause))
 	}
-	l.broadcast()
-}
-
-func (l *Log) broadcast() {
-	l.waitMu.Lock()
-	l.waitCond.Broadcast()
-	l.waitMu.Unlock()
+	l.notify()
 }
 
 // Close writes and fsyncs everything appended, closes the files and stops

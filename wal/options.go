@@ -16,7 +16,9 @@ const (
 	// one interval. The default.
 	SyncEverySecond SyncPolicy = iota
 	// SyncAlways returns from Wait after an fsync that covers the record.
-	// Concurrent writers share fsyncs (group commit).
+	// Concurrent writers share fsyncs (group commit), and zeros are written
+	// ahead of the data, which makes each fsync cheaper (see the package
+	// comment).
 	SyncAlways
 	// SyncNo returns from Wait at once; the flusher still writes promptly and
 	// the operating system decides when the data reaches the disk. Only if

@@ -141,10 +141,11 @@ func cmpUint(a, b uint64) int {
 
 // segment is the file the flusher appends to.
 type segment struct {
-	first uint64 // LSN in the name
-	next  uint64 // LSN of the next frame to write here
-	size  int64  // write offset: header plus frames
-	f     File
+	first  uint64 // LSN in the name
+	next   uint64 // LSN of the next frame to write here
+	size   int64  // write offset: header plus frames
+	zeroed int64  // end of the space written, with data or zeros (see zeroAhead)
+	f      File
 }
 
 func (s *segment) empty() bool { return s.next == s.first }
@@ -179,7 +180,7 @@ func createSegment(fsys FS, dir string, first uint64, prealloc int64) (*segment,
 		f.Close()
 		return nil, err
 	}
-	return &segment{first: first, next: first, size: segmentHeaderSize, f: f}, nil
+	return &segment{first: first, next: first, size: segmentHeaderSize, zeroed: segmentHeaderSize, f: f}, nil
 }
 
 // spare is a preallocated file waiting to become the next segment.

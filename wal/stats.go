@@ -40,7 +40,8 @@ type Stats struct {
 	// Records is the number of records appended.
 	Records uint64
 	// Writes is the number of write calls made to segment files: about one
-	// per batch, more where a batch crosses a segment boundary.
+	// per batch, more where a batch crosses a segment boundary. SyncAlways's
+	// writes of zeros ahead of the data are not counted.
 	Writes uint64
 	// Fsyncs is the number of successful fsyncs of segment data: per batch
 	// under SyncAlways, per interval under SyncEverySecond, and for Sync,

@@ -216,6 +216,9 @@ func TestSyncNoBackpressure(t *testing.T) {
 		assert.NoError(t, err)
 		written <- l.Stats().WrittenLSN
 	}()
+	// Only once Wait is blocked: released first, the stalled write could
+	// bring the backlog under the limit, and Wait would rightly not wait.
+	waitQueued(l, 1)
 	close(release)
 	assert.GreaterOrEqual(t, <-written, last, "Wait returned before its record was written")
 	require.NoError(t, l.Close())

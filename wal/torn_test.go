@@ -25,8 +25,13 @@ type tornSource struct {
 
 func buildTornSource(t *testing.T, segmentSize int64, lastRecords int) tornSource {
 	t.Helper()
+	return buildTornSourceOpts(t, wal.Options{SegmentSize: segmentSize, FS: fastFS()}, lastRecords)
+}
+
+func buildTornSourceOpts(t *testing.T, opts wal.Options, lastRecords int) tornSource {
+	t.Helper()
 	src := tornSource{dir: t.TempDir()}
-	l, _, _ := openLog(t, src.dir, wal.Options{SegmentSize: segmentSize, FS: fastFS()}, 0)
+	l, _, _ := openLog(t, src.dir, opts, 0)
 	for i := 0; len(segmentFiles(t, src.dir)) < 3; i++ {
 		src.recs = append(src.recs, appendWait(t, l, smallRecord(i)))
 	}
@@ -160,4 +165,32 @@ func TestTornTailAfterGarbageWithoutValidFrame(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, src.recs, got)
 	assert.EqualValues(t, 20+len(garbage), info.TornBytes)
+}
+
+// TestZeroFilledTailIsTheEnd: under SyncAlways the space after a segment's
+// data is written with zeros (zeroAhead), not only reserved. Replay must
+// read it as the end of the data, as it reads preallocated space, and
+// repair a torn last frame in it the same way.
+func TestZeroFilledTailIsTheEnd(t *testing.T) {
+	wal.VerifyNoLeaks(t)
+	opts := wal.Options{Sync: wal.SyncAlways, SegmentSize: 400, FS: fastFS()}
+	src := buildTornSourceOpts(t, opts, 4)
+	path := filepath.Join(src.dir, src.last)
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	require.Len(t, data, 400, "the last segment keeps its preallocated space")
+
+	info, got, err := replayAll(t, src.dir, opts, 0)
+	require.NoError(t, err)
+	assert.Equal(t, src.recs, got)
+	assert.Zero(t, info.TornBytes)
+
+	// The second half of the last frame never reached the disk.
+	mid := (src.offs[3] + src.offs[4]) / 2
+	clear(data[mid:])
+	require.NoError(t, os.WriteFile(path, data, 0o600))
+	info, got, err = replayAll(t, src.dir, opts, 0)
+	require.NoError(t, err)
+	assert.Equal(t, src.recs[:len(src.recs)-1], got)
+	assert.EqualValues(t, nonzeroLen(data[src.offs[3]:mid]), info.TornBytes)
 }
