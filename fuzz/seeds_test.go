@@ -288,10 +288,13 @@ func snapshotOf(t *testing.T, lsn uint64, recs []wal.Record, chunks int) []byte 
 // snapshot's package comment, from chunks of payloads, so that a seed can
 // hold records Write refuses to write. counts overrides a chunk's record
 // count in the table when not negative.
+// snapshotVersion is the snapshot format version the seeds are built in.
+const snapshotVersion = 2
+
 func buildSnapshot(lsn uint64, chunks [][][]byte, counts ...int) []byte {
 	castagnoli := crc32.MakeTable(crc32.Castagnoli)
 	b := []byte("SESSNAP\x00")
-	b = binary.LittleEndian.AppendUint32(b, 1)
+	b = binary.LittleEndian.AppendUint32(b, snapshotVersion)
 	b = binary.LittleEndian.AppendUint32(b, 0)
 	b = binary.LittleEndian.AppendUint64(b, lsn)
 	b = binary.LittleEndian.AppendUint64(b, uint64(start.UnixNano()))
@@ -383,7 +386,7 @@ func snapshotSeeds(t *testing.T) []seed {
 	chunks4G := bytes.Clone(many)
 	binary.LittleEndian.PutUint32(chunks4G[len(many)-8:], 0xffffffff)
 	newer := bytes.Clone(many)
-	binary.LittleEndian.PutUint32(newer[8:], 2)
+	binary.LittleEndian.PutUint32(newer[8:], snapshotVersion+1)
 	binary.LittleEndian.PutUint32(newer[32:], crc32.Checksum(newer[:32], crc32.MakeTable(crc32.Castagnoli)))
 
 	return []seed{

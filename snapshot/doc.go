@@ -47,7 +47,7 @@
 // All integers are little-endian. The header:
 //
 //	+0   magic     8 bytes   "SESSNAP\x00"
-//	+8   version   uint32    1 (formatVersion)
+//	+8   version   uint32    2 (formatVersion; 2 since Puts carry a fingerprint)
 //	+12  reserved  uint32    0
 //	+16  LSN       uint64    equal to the number in the file name, at least 1
 //	+24  created   int64     unix nanoseconds; 0 if unknown

@@ -15,7 +15,7 @@ import (
 const (
 	headerMagic   = "SESSNAP\x00"
 	trailerMagic  = "SNAPEND\x00"
-	formatVersion = 1
+	formatVersion = 2
 	headerSize    = 40
 	entrySize     = 12
 	trailerSize   = 32
