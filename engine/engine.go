@@ -62,6 +62,7 @@ func Open(opts Options) (*Engine, error) {
 		e.shards[i].Init(binary.LittleEndian.Uint64(seed[:]))
 	}
 	e.users.init(o.Shards)
+	e.stats.hits.init()
 	if len(o.SigningKeys) > 0 {
 		if e.signer, err = token.NewSigner(o.SigningKeys...); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrInvalid, err)

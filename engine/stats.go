@@ -1,7 +1,7 @@
 package engine
 
 import (
-	"math/rand/v2"
+	"runtime"
 	"sync/atomic"
 
 	"github.com/sesscache/sesscache/wal"
@@ -39,30 +39,46 @@ type Stats struct {
 	Snapshot SnapshotStats
 }
 
-// stripes spreads a hot counter over several cache lines so that cores
-// counting at once rarely write the same line. A random stripe costs a few
-// nanoseconds and needs no goroutine or processor identity.
-const stripes = 16
-
-type stripedCounter struct {
-	s [stripes]struct {
+// perP is a counter kept per processor: a hot path adds to a cache line of
+// its own processor, so cores never contend for it. Reading sums the lines.
+type perP struct {
+	cells []struct {
 		n atomic.Uint64
 		_ [56]byte
 	}
+	mask int
 }
 
-func (c *stripedCounter) inc() { c.s[rand.Uint32()%stripes].n.Add(1) }
+func (c *perP) init() {
+	n := 1
+	for n < runtime.GOMAXPROCS(0) {
+		n *= 2
+	}
+	c.cells = make([]struct {
+		n atomic.Uint64
+		_ [56]byte
+	}, n)
+	c.mask = n - 1
+}
 
-func (c *stripedCounter) load() uint64 {
+func (c *perP) inc() {
+	// GOMAXPROCS may have grown since init: then processors share cells,
+	// which the atomic add keeps correct.
+	p := procPin()
+	c.cells[p&c.mask].n.Add(1)
+	procUnpin()
+}
+
+func (c *perP) load() uint64 {
 	var sum uint64
-	for i := range c.s {
-		sum += c.s[i].n.Load()
+	for i := range c.cells {
+		sum += c.cells[i].n.Load()
 	}
 	return sum
 }
 
 type counters struct {
-	hits       stripedCounter
+	hits       perP
 	misses     atomic.Uint64
 	expired    atomic.Uint64
 	created    atomic.Uint64
