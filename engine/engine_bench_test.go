@@ -43,6 +43,7 @@ func fixture(b *testing.B) (*Engine, []string) {
 		fixtureIDs = make([]string, n)
 		fixtureMap = make(map[string][]byte, n)
 		data := make([]byte, benchData)
+		data[0] = 1
 		for i := range fixtureIDs {
 			s, err := e.Create(CreateOptions{Data: data})
 			if err != nil {
@@ -124,7 +125,54 @@ func BenchmarkGet(b *testing.B) {
 			runKeys(b, *dist.seq, func(i uint32) { n += int64(len(fixtureMap[ids[i]])) })
 			sink.Add(n)
 		})
+		// The same lookups reading the first byte of the data, as a handler
+		// using its session does: the map's value is then dereferenced too.
+		b.Run(dist.name+"/engine+data", func(b *testing.B) {
+			var n int64
+			runKeys(b, *dist.seq, func(i uint32) {
+				s, err := e.Get(ids[i])
+				if err != nil {
+					b.Fatal(err)
+				}
+				n += int64(s.Data()[0])
+			})
+			sink.Add(n)
+		})
+		b.Run(dist.name+"/unlocked-map+data", func(b *testing.B) {
+			var n int64
+			runKeys(b, *dist.seq, func(i uint32) { n += int64(fixtureMap[ids[i]][0]) })
+			sink.Add(n)
+		})
+		// Latency: each lookup's key depends on the data the previous one
+		// read (always 1), so no lookup can start before the last ends.
+		// This is one request's cost, without the overlap of independent
+		// lookups that a tight loop gets from the CPU.
+		b.Run(dist.name+"/engine+data/chained", func(b *testing.B) {
+			chained(b, *dist.seq, func(id string) byte {
+				s, err := e.Get(id)
+				if err != nil {
+					b.Fatal(err)
+				}
+				return s.Data()[0]
+			})
+		})
+		b.Run(dist.name+"/unlocked-map+data/chained", func(b *testing.B) {
+			chained(b, *dist.seq, func(id string) byte { return fixtureMap[id][0] })
+		})
 	}
+}
+
+// chained runs get over the key sequence, each key chosen with the byte the
+// previous get returned, so that the gets form one dependency chain.
+func chained(b *testing.B, seq []uint32, get func(id string) byte) {
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		j := seqStart.Add(7919)
+		for pb.Next() {
+			j += uint32(get(fixtureIDs[seq[j%seqLen]]))
+		}
+	})
 }
 
 func BenchmarkUpdate(b *testing.B) {

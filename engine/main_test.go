@@ -12,6 +12,9 @@ import (
 // alive after every test has closed its engines.
 func TestMain(m *testing.M) {
 	code := m.Run()
+	if fixtureEng != nil {
+		_ = fixtureEng.Close() // the benchmarks' shared engine
+	}
 	if code == 0 {
 		if leaked := moduleGoroutines(); leaked != "" {
 			fmt.Fprintf(os.Stderr, "goroutines outlived their engines:\n%s\n", leaked)

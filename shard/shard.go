@@ -8,8 +8,36 @@ import (
 	"github.com/cespare/xxhash/v2"
 )
 
-// Hash is the hash of a key that picks its shard and its table slot.
-func Hash(k *Key) uint64 { return xxhash.Sum64(k[:]) }
+// Hash is the hash of a key that picks its shard and its table slot: the
+// xxhash of the key's text, the 22 characters of unpadded base64url a client
+// presents. A lookup can then hash the text it was given while, in parallel,
+// the text is decoded into the key it compares: the hash need not wait for
+// the decoding (see HashText).
+func Hash(k *Key) uint64 {
+	var b [TextLen]byte
+	encodeKey(k, &b)
+	return xxhash.Sum64(b[:])
+}
+
+// HashText returns Hash of the key whose canonical text is s. Callers have
+// checked that s is exactly that text.
+func HashText(s string) uint64 { return xxhash.Sum64String(s) }
+
+// TextLen is the length of a key's text.
+const TextLen = 22
+
+const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+// encodeKey writes k's text: base64url without padding, as package token
+// writes IDs (shard does not import token: both are leaves).
+func encodeKey(k *Key, b *[TextLen]byte) {
+	for i, j := 0, 0; i < 15; i, j = i+3, j+4 {
+		v := uint(k[i])<<16 | uint(k[i+1])<<8 | uint(k[i+2])
+		b[j], b[j+1], b[j+2], b[j+3] = alphabet[v>>18&0x3F], alphabet[v>>12&0x3F], alphabet[v>>6&0x3F], alphabet[v&0x3F]
+	}
+	b[20] = alphabet[k[15]>>2]
+	b[21] = alphabet[k[15]&0x3<<4]
+}
 
 // Shard is one lock stripe. The zero Shard is not usable; call Init.
 type Shard struct {

@@ -2,6 +2,7 @@ package shard
 
 import (
 	"crypto/rand"
+	"encoding/base64"
 	"sync"
 	"testing"
 
@@ -310,5 +311,12 @@ func checkHeap(t *testing.T, s *Shard) {
 		}
 		k := r.Key()
 		require.Equal(t, r, s.Lookup(&k, Hash(&k)), "every heap record is in the table")
+	}
+}
+
+func TestHashIsHashOfText(t *testing.T) {
+	for range 1000 {
+		k := randKey()
+		assert.Equal(t, Hash(&k), HashText(base64.RawURLEncoding.EncodeToString(k[:])))
 	}
 }
