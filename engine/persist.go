@@ -77,13 +77,15 @@ func (e *Engine) openJournal() error {
 		return fmt.Errorf("sesscache: recovering %s: %w", o.Dir, err)
 	}
 	loaded := e.Len()
+	replay := e.newLogReplay()
 	log, info, err := wal.Open(filepath.Join(o.Dir, "wal"), wal.Options{
 		Sync:        o.Sync,
 		SegmentSize: o.SegmentSize,
 		SkipDamaged: o.SkipDamaged,
 		FS:          o.FS,
 		Logger:      o.Logger,
-	}, from, e.apply)
+	}, from, replay.apply)
+	replay.finish()
 	if err != nil {
 		lock.Close()
 		return fmt.Errorf("sesscache: recovering %s: %w", o.Dir, err)
@@ -223,82 +225,16 @@ func (e *Engine) logTouch(r shard.Rec, lastAccess int64) {
 	pendingPool.Put(p)
 }
 
-// apply replays one log record into memory. Recovered sessions are cold:
-// keyed by their digest, in the shard their hint names.
-func (e *Engine) apply(rec *wal.Record) error {
-	switch rec.Op {
-	case wal.OpPut:
-		var err error
-		if e.openScratch, err = e.sealer.openRecord(rec, e.openScratch); err != nil {
-			return err
-		}
-		e.replayPut(rec)
-	case wal.OpDelete:
-		if s, si, r, h := e.coldLookup(rec.Key); !r.IsZero() {
-			s.Lock()
-			e.forget(si, r)
-			s.Remove(r, h)
-			s.Unlock()
-		}
-	case wal.OpTouch:
-		if _, _, r, _ := e.coldLookup(rec.Key); !r.IsZero() && rec.LastAccess > r.LastAccess() {
-			r.Touch(rec.LastAccess)
-		}
-	case wal.OpBatch:
-		for i := range rec.Ops {
-			if err := e.apply(&rec.Ops[i]); err != nil {
-				return err
-			}
-		}
-	default:
-		return fmt.Errorf("%w: unknown op %v", ErrCorrupt, rec.Op)
-	}
-	return nil
-}
-
-// coldLookup finds the recovered session stored under an on-disk key.
-func (e *Engine) coldLookup(key wal.Key) (*shard.Shard, int, shard.Rec, uint64) {
-	s, si := e.shardOf(uint64(key.Hint))
-	d := shard.Key(key.Digest)
-	h := shard.Hash(&d)
-	return s, si, s.Lookup(&d, h), h
-}
-
 // replayPut stores a recovered session. Snapshot loading calls it from
 // several goroutines at once.
 func (e *Engine) replayPut(rec *wal.Record) {
 	s, si := e.shardOf(uint64(rec.Key.Hint))
 	d := shard.Key(rec.Key.Digest)
 	h := shard.Hash(&d)
+	r := e.recoveredRec(rec, &d)
 	s.Lock()
 	defer s.Unlock()
-	old := s.Lookup(&d, h)
-	la := rec.LastAccess
-	if !old.IsZero() {
-		la = max(la, old.LastAccess())
-	}
-	m := shard.Meta{
-		Version:  rec.Version,
-		Created:  rec.Created,
-		Idle:     rec.Idle,
-		Absolute: rec.Absolute,
-		Flags:    shard.FlagCold,
-		Hint:     rec.Key.Hint,
-	}
-	if rec.Fingerprint != 0 {
-		m.Flags |= shard.FlagBound
-		m.Fingerprint = rec.Fingerprint
-	}
-	r := shard.NewRec(&d, m, la, string(rec.UserID), rec.Data)
-	if old.IsZero() {
-		s.Insert(h, r)
-		e.live.Add(1)
-		if u := r.UserID(); u != "" {
-			e.users.add(u, d, si)
-		}
-	} else {
-		s.Replace(old, h, r)
-	}
+	e.storeRecovered(s, si, s.Lookup(&d, h), h, r)
 }
 
 // dropExpired removes every session already past its deadline after

@@ -3,10 +3,12 @@ package engine
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"syscall"
 	"testing"
 	"time"
@@ -281,4 +283,124 @@ func TestCorruptLogFailsOpenUnlessSkipped(t *testing.T) {
 	assert.Less(t, e.Len(), 200)
 	assert.Greater(t, e.Len(), 150, "only the damaged segment's tail is lost")
 	assert.Equal(t, 1, e.Stats().Recovery.Skipped)
+}
+
+// Replay hands records to a worker per processor, by shard. Whatever the
+// number of workers, a log of many sessions in every shard, each written
+// several times and some deleted, rotated or revoked, replays to the state
+// the engine had: data, versions, owners, and last accesses (which decide
+// who is still alive an idle timeout later).
+func TestParallelReplayMatchesState(t *testing.T) {
+	dir := t.TempDir()
+	clock := NewManualClock(epoch)
+	opts := Options{TouchLogInterval: time.Second, IdleTimeout: time.Hour, SnapshotInterval: -1}
+	e := openDir(t, dir, clock, opts)
+	type view struct {
+		Data    []byte
+		Version uint64
+		User    string
+	}
+	viewOf := func(s Session) view { return view{s.DataCopy(), s.Version(), s.UserID()} }
+	want := map[string]view{} // the model: what the engine holds
+	lastAccess := map[string]time.Time{}
+	users := []string{"", "ann", "bob", "cy"}
+	var ids []string
+	for i := range 2000 {
+		s := mustCreate(t, e, CreateOptions{UserID: users[i%len(users)], Data: []byte{byte(i), 0}})
+		ids = append(ids, s.ID())
+		want[s.ID()] = viewOf(s)
+		lastAccess[s.ID()] = clock.Now()
+	}
+	for round := range 3 {
+		clock.Advance(2 * time.Second)
+		for i, id := range ids {
+			if _, ok := want[id]; !ok {
+				continue
+			}
+			switch {
+			case i%7 == round:
+				s, err := e.Update(id, 0, setData(fmt.Sprint(i, "/", round)))
+				require.NoError(t, err)
+				want[id] = viewOf(s)
+			case i%11 == round:
+				_, err := e.Get(id) // a logged touch
+				require.NoError(t, err)
+			case i%13 == round:
+				require.NoError(t, e.Delete(id))
+				delete(want, id)
+				continue
+			case i%17 == round:
+				s, err := e.Rotate(id)
+				require.NoError(t, err)
+				delete(want, id)
+				ids = append(ids, s.ID())
+				want[s.ID()] = viewOf(s)
+				lastAccess[s.ID()] = clock.Now()
+				continue
+			default:
+				continue
+			}
+			lastAccess[id] = clock.Now()
+		}
+	}
+	_, err := e.RevokeUser("bob")
+	require.NoError(t, err)
+	for id, v := range want {
+		if v.User == "bob" {
+			delete(want, id)
+		}
+	}
+	require.Equal(t, len(want), e.Len())
+	require.NoError(t, e.Close())
+	// Alive an hour after the last round: those accessed in it.
+	wantAlive := 0
+	for id := range want {
+		if lastAccess[id].Equal(clock.Now()) {
+			wantAlive++
+		}
+	}
+	require.NotZero(t, wantAlive)
+	require.Less(t, wantAlive, len(want))
+
+	for _, procs := range []int{1, 4} {
+		t.Run(fmt.Sprint("GOMAXPROCS=", procs), func(t *testing.T) {
+			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+			copyDir := func() string {
+				d := t.TempDir()
+				require.NoError(t, os.CopyFS(d, os.DirFS(dir)))
+				return d
+			}
+			e := openDir(t, copyDir(), NewManualClock(clock.Now()), opts)
+			assert.Equal(t, len(want), e.Len())
+			got := map[string]view{}
+			for _, id := range ids {
+				if s, err := e.Get(id); err == nil {
+					got[id] = viewOf(s)
+				} else {
+					require.ErrorIs(t, err, ErrNotFound)
+				}
+			}
+			assert.Equal(t, want, got)
+			owned := map[string]int{}
+			for _, v := range want {
+				owned[v.User]++
+			}
+			for _, u := range users[1:] {
+				assert.Equal(t, owned[u], e.users.count(u), "sessions of %q", u)
+			}
+			require.NoError(t, e.Close())
+
+			later := NewManualClock(clock.Now().Add(time.Hour - time.Second))
+			e = openDir(t, copyDir(), later, opts)
+			alive := 0
+			for id := range want {
+				if _, err := e.Get(id); err == nil {
+					alive++
+					assert.Equal(t, clock.Now(), lastAccess[id], "alive, so accessed in the last round")
+				}
+			}
+			assert.Equal(t, wantAlive, alive)
+			require.NoError(t, e.Close())
+		})
+	}
 }

@@ -113,8 +113,8 @@ func (s *Shard) Insert(h uint64, r Rec) {
 // BeginBulk prepares s for loading about n more records: it sizes the table
 // once, and until EndBulk, Insert skips ordering the heap (pushing a million
 // records one by one costs a cache miss per level; ordering them once at the
-// end is linear). Remove and PopExpired must not be called in between.
-// Caller holds the lock.
+// end is linear). Replace and Remove may be called in between; PopExpired
+// must not. Caller holds the lock.
 func (s *Shard) BeginBulk(n int) {
 	s.bulk = true
 	if t := s.tab.Load(); s.Len()+s.tombs+n > t.cap {
@@ -138,7 +138,9 @@ func (s *Shard) Replace(old Rec, h uint64, r Rec) {
 	// record; an earlier one must move up now or the record would outstay it.
 	if d := ceilSec(r.Deadline(r.LastAccess())); d < *r.u32(offHeapDeadline) {
 		*r.u32(offHeapDeadline) = d
-		heap.Fix(&s.heap, r.heapIdx())
+		if !s.bulk {
+			heap.Fix(&s.heap, r.heapIdx())
+		}
 	}
 }
 
@@ -182,6 +184,17 @@ func (s *Shard) Remove(r Rec, h uint64) {
 		s.colds.Add(-1)
 	}
 	s.live.Add(-1)
+	if s.bulk {
+		// Unordered until EndBulk: move the last record into r's place.
+		items, j := s.heap.items, r.heapIdx()
+		last := items[len(items)-1]
+		items[j] = last
+		last.setHeapIdx(j)
+		items[len(items)-1] = Rec{}
+		s.heap.items = items[:len(items)-1]
+		r.setHeapIdx(-1)
+		return
+	}
 	heap.Remove(&s.heap, r.heapIdx())
 }
 

@@ -320,3 +320,55 @@ func TestHashIsHashOfText(t *testing.T) {
 		assert.Equal(t, Hash(&k), HashText(base64.RawURLEncoding.EncodeToString(k[:])))
 	}
 }
+
+// In bulk mode Insert, Replace and Remove leave the heap unordered; after
+// EndBulk, PopExpired must still find every record at its own deadline, the
+// replaced ones at their new (earlier) deadlines, the removed ones never.
+func TestBulkInsertReplaceRemove(t *testing.T) {
+	s := newShard()
+	const sec = int64(1e9)
+	const n = 300
+	keys := make([]Key, n)
+	due := make(map[Key]int64, n) // deadline in seconds, for those kept
+	s.Lock()
+	s.BeginBulk(n)
+	for i := range keys {
+		keys[i] = randKey()
+		idle := int64(1000-i) * sec // deadlines in reverse insertion order
+		r := NewRec(&keys[i], Meta{Version: 1, Idle: idle, Absolute: 10000 * sec}, 0, "", nil)
+		s.Insert(Hash(&keys[i]), r)
+		due[keys[i]] = 1000 - int64(i)
+	}
+	for i := 0; i < n; i += 3 { // remove every third
+		k := keys[i]
+		s.Remove(s.Lookup(&k, Hash(&k)), Hash(&k))
+		delete(due, k)
+	}
+	for i := 1; i < n; i += 3 { // move every third but one earlier
+		k := keys[i]
+		old := s.Lookup(&k, Hash(&k))
+		r := NewRec(&k, Meta{Version: 2, Idle: 10 * sec, Absolute: 10000 * sec}, 0, "", nil)
+		s.Replace(old, Hash(&k), r)
+		due[k] = 10
+	}
+	s.EndBulk()
+	s.Unlock()
+	require.Equal(t, len(due), s.Len())
+
+	var popped []Key
+	last := int64(0)
+	for sec := int64(0); sec <= 1000; sec++ {
+		s.Lock()
+		_, more := s.PopExpired(sec*1e9, n, func(r Rec) {
+			k := r.Key()
+			assert.Equal(t, due[k], sec, "popped at its deadline")
+			assert.GreaterOrEqual(t, sec, last)
+			popped = append(popped, k)
+		})
+		s.Unlock()
+		require.False(t, more)
+		last = sec
+	}
+	assert.Len(t, popped, len(due))
+	assert.Equal(t, 0, s.Len())
+}

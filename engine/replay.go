@@ -1,0 +1,207 @@
+package engine
+
+import (
+	"fmt"
+	"runtime"
+	"sync"
+
+	"github.com/sesscache/sesscache/shard"
+	"github.com/sesscache/sesscache/wal"
+)
+
+// logReplay applies the records the log hands to Open, in log order, on
+// several goroutines. Recovered sessions are cold: keyed by the digest they
+// are stored under on disk, in the shard their hint names, until a request
+// presents the ID (promote). The caller's goroutine decodes (in wal), opens sealed
+// data and builds each new record; a worker per processor then stores it,
+// each worker owning a fixed set of shards. Every session lives in one
+// shard, so each session still sees its records in log order, which is all
+// replay needs: records are whole states of one session, and the ops of a
+// Batch (Rotate, RevokeUser) touch different sessions, whose order relative
+// to one another the final state does not depend on.
+//
+// The shards are in bulk mode throughout (their heaps ordered once at the
+// end), and the workers are gone when finish returns.
+type logReplay struct {
+	e       *Engine
+	batches []replayBatch     // being filled, one per worker
+	queues  []chan []replayOp // to the workers
+	free    sync.Pool         // of *[]replayOp, emptied batches
+	wg      sync.WaitGroup
+}
+
+type replayBatch = []replayOp
+
+// replayOp is one record's change to one session, ready to store.
+type replayOp struct {
+	op  wal.Op
+	si  int       // shard index
+	h   uint64    // hash of key
+	key shard.Key // the on-disk key (a digest)
+	rec shard.Rec // OpPut: the new record, not yet published
+	la  int64     // OpTouch: the access time
+}
+
+// replayBatchLen is how many ops a worker is handed at once: enough that
+// the channel's cost per op is small, few enough that workers start early.
+const replayBatchLen = 512
+
+func (e *Engine) newLogReplay() *logReplay {
+	r := &logReplay{e: e}
+	for i := range e.shards {
+		e.shards[i].Lock()
+		e.shards[i].BeginBulk(0)
+		e.shards[i].Unlock()
+	}
+	workers := min(runtime.GOMAXPROCS(0), len(e.shards))
+	if workers < 2 {
+		return r // apply stores inline
+	}
+	r.batches = make([]replayBatch, workers)
+	r.queues = make([]chan []replayOp, workers)
+	for w := range workers {
+		q := make(chan []replayOp, 4)
+		r.queues[w] = q
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			for b := range q {
+				for i := range b {
+					e.store(&b[i])
+					b[i] = replayOp{}
+				}
+				b = b[:0]
+				r.free.Put(&b)
+			}
+		}()
+	}
+	return r
+}
+
+// apply is the callback wal.Open replays the log through.
+func (r *logReplay) apply(rec *wal.Record) error {
+	switch rec.Op {
+	case wal.OpPut:
+		e := r.e
+		var err error
+		if e.openScratch, err = e.sealer.openRecord(rec, e.openScratch); err != nil {
+			return err
+		}
+		op := replayOp{op: wal.OpPut, key: shard.Key(rec.Key.Digest)}
+		op.rec = e.recoveredRec(rec, &op.key)
+		r.send(rec.Key, op)
+	case wal.OpDelete:
+		r.send(rec.Key, replayOp{op: wal.OpDelete, key: shard.Key(rec.Key.Digest)})
+	case wal.OpTouch:
+		r.send(rec.Key, replayOp{op: wal.OpTouch, key: shard.Key(rec.Key.Digest), la: rec.LastAccess})
+	case wal.OpBatch:
+		for i := range rec.Ops {
+			if err := r.apply(&rec.Ops[i]); err != nil {
+				return err
+			}
+		}
+	default:
+		return fmt.Errorf("%w: unknown op %v", ErrCorrupt, rec.Op)
+	}
+	return nil
+}
+
+// send hands op to the worker owning its shard, or stores it at once when
+// there are no workers.
+func (r *logReplay) send(k wal.Key, op replayOp) {
+	_, op.si = r.e.shardOf(uint64(k.Hint))
+	op.h = shard.Hash(&op.key)
+	if r.queues == nil {
+		r.e.store(&op)
+		return
+	}
+	w := op.si % len(r.queues)
+	b := r.batches[w]
+	if b == nil {
+		if p, _ := r.free.Get().(*[]replayOp); p != nil {
+			b = *p
+		} else {
+			b = make([]replayOp, 0, replayBatchLen)
+		}
+	}
+	b = append(b, op)
+	if len(b) == replayBatchLen {
+		r.queues[w] <- b
+		b = nil
+	}
+	r.batches[w] = b
+}
+
+// finish hands the workers what is left, waits for them to end, and orders
+// the heaps. It is called once, whether or not the replay succeeded.
+func (r *logReplay) finish() {
+	for w, q := range r.queues {
+		if len(r.batches[w]) > 0 {
+			q <- r.batches[w]
+		}
+		close(q)
+	}
+	r.wg.Wait()
+	e := r.e
+	for i := range e.shards {
+		e.shards[i].Lock()
+		e.shards[i].EndBulk()
+		e.shards[i].Unlock()
+	}
+}
+
+// recoveredRec builds the record a recovered Put stores under on-disk key d.
+func (e *Engine) recoveredRec(rec *wal.Record, d *shard.Key) shard.Rec {
+	m := shard.Meta{
+		Version:  rec.Version,
+		Created:  rec.Created,
+		Idle:     rec.Idle,
+		Absolute: rec.Absolute,
+		Flags:    shard.FlagCold,
+		Hint:     rec.Key.Hint,
+	}
+	if rec.Fingerprint != 0 {
+		m.Flags |= shard.FlagBound
+		m.Fingerprint = rec.Fingerprint
+	}
+	return shard.NewRec(d, m, rec.LastAccess, string(rec.UserID), rec.Data)
+}
+
+// store applies one replayed op to its shard.
+func (e *Engine) store(op *replayOp) {
+	s := &e.shards[op.si].Shard
+	s.Lock()
+	old := s.Lookup(&op.key, op.h)
+	switch op.op {
+	case wal.OpPut:
+		e.storeRecovered(s, op.si, old, op.h, op.rec)
+	case wal.OpDelete:
+		if !old.IsZero() {
+			e.forget(op.si, old)
+			s.Remove(old, op.h)
+		}
+	case wal.OpTouch:
+		if !old.IsZero() && op.la > old.LastAccess() {
+			old.Touch(op.la)
+		}
+	}
+	s.Unlock()
+}
+
+// storeRecovered stores recovered record r, which replaces old unless old
+// is zero. The last access never goes back: a touch logged before the Put
+// may carry a later time than the Put itself. Caller holds s's lock.
+func (e *Engine) storeRecovered(s *shard.Shard, si int, old shard.Rec, h uint64, r shard.Rec) {
+	if old.IsZero() {
+		s.Insert(h, r)
+		e.live.Add(1)
+		if u := r.UserID(); u != "" {
+			e.users.add(u, r.Key(), si)
+		}
+		return
+	}
+	if la := old.LastAccess(); la > r.LastAccess() {
+		r.Touch(la)
+	}
+	s.Replace(old, h, r)
+}
