@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"time"
 )
 
@@ -57,6 +58,21 @@ func (l *Log) flusher() {
 			l.mu.Lock()
 		}
 		l.gather(gatherTimer)
+		if l.opts.Sync != SyncAlways && len(l.batch) < yieldBelow {
+			// A small batch: let the goroutines ready to run go first, so
+			// that the writers among them append to it. Without this a
+			// busy process writes about one record per write(2): the
+			// append that wakes the flusher hands it the processor at
+			// once (the scheduler's runnext), ahead of the writers the
+			// last write released. One yield batched ~25 records per
+			// write at 64 writers and raised SyncEverySecond's Create
+			// rate from 450k/s to 600k/s on 2 cores (BenchmarkCreateDurable
+			// in engine, records/write); with nothing else ready it
+			// returns at once.
+			l.mu.Unlock()
+			runtime.Gosched()
+			l.mu.Lock()
+		}
 		buf, first, last := l.batch, l.batchFirst, l.last
 		cuts, syncReq := l.cuts, l.syncReq
 		l.batch = l.spareBuf[:0]
@@ -335,3 +351,7 @@ func (l *Log) syncer() {
 		l.notify()
 	}
 }
+
+// yieldBelow is the batch size under which the flusher, outside SyncAlways,
+// yields the processor once before it writes.
+const yieldBelow = 64 << 10
