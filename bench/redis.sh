@@ -17,7 +17,7 @@
 #
 # Installs Redis with apt-get if redis-server is missing. Redis runs on
 # 127.0.0.1 with a throwaway directory and is stopped at the end, whatever
-# happens. Takes about 2 minutes at the defaults; run it on a quiet machine.
+# happens. Takes about 5 minutes at the defaults; run it on a quiet machine.
 # Environment, with defaults:
 #   DURATION=10       seconds each throughput measurement aims for
 #   CLIENTS=64        Redis clients and sesscache writers
@@ -25,6 +25,7 @@
 #   LOAD_N=1000000    keys (sessions) loaded in part 2
 #   TAIL=100000       writes after the compaction in part 2
 #   REPEAT=3          loads timed per form (the median is reported)
+#   ROUNDS=3          rounds of part 1 (medians and each round's ratio are reported)
 #   REDIS_PORT=6399   port Redis listens on (127.0.0.1 only)
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -35,6 +36,7 @@ VALUE=${VALUE:-200}
 LOAD_N=${LOAD_N:-1000000}
 TAIL=${TAIL:-100000}
 REPEAT=${REPEAT:-3}
+ROUNDS=${ROUNDS:-3}
 REDIS_PORT=${REDIS_PORT:-6399}
 
 if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null; then
@@ -81,8 +83,8 @@ start_redis() {
   exit 1
 }
 
-# log_command records a command line for results/redis.md.
-log_command() { echo "$*" >>"$raw/commands.txt"; }
+# log_command records a command line for results/redis.md, once.
+log_command() { grep -qxF -- "$*" "$raw/commands.txt" 2>/dev/null || echo "$*" >>"$raw/commands.txt"; }
 
 # redis_set POLICY measures SET under appendfsync POLICY: a short probe
 # finds the rate, then a run of about DURATION seconds is kept.
@@ -95,8 +97,7 @@ redis_set() {
   local cmd=(redis-benchmark -p "$REDIS_PORT" -c "$CLIENTS" -n "$n" -d "$VALUE" -r 1000000 -t set --csv)
   log_command "redis-server --appendonly yes --appendfsync $policy --save '' ...; ${cmd[*]}"
   echo "== Redis SET, appendfsync $policy: $n requests" >&2
-  "${cmd[@]}" >"$raw/redis-set-$policy.csv"
-  cat "$raw/redis-set-$policy.csv" >&2
+  "${cmd[@]}" | tee -a "$raw/redis-set-$policy.csv" >&2
   stop_redis
 }
 
@@ -158,11 +159,15 @@ started=$(date -u '+%Y-%m-%d %H:%M:%S UTC')
 
 echo "== building" >&2
 (cd .. && go test -c -o "$tmp/engine.test" ./engine && go build -o "$tmp/sessbench" ./cmd/sessbench)
+go build -o "$tmp/redisreport" ./cmd/redisreport # before measuring, so a broken build costs nothing
 
-# Part 1: durable write throughput, one system at a time.
-for policy in always everysec; do
-  redis_set "$policy"
-  sesscache_create "$policy"
+# Part 1: durable write throughput, one system at a time, in rounds.
+for round in $(seq "$ROUNDS"); do
+  echo "== round $round of $ROUNDS" >&2
+  for policy in always everysec; do
+    redis_set "$policy"
+    sesscache_create "$policy"
+  done
 done
 
 # Part 2: load time. First the log alone: a command AOF of LOAD_N keys.
@@ -213,10 +218,10 @@ started: $started
 finished: $(date -u '+%Y-%m-%d %H:%M:%S UTC')
 load average (1, 5, 15 min) before: $load_before
 load average (1, 5, 15 min) after: $load_after
-settings: DURATION=$DURATION CLIENTS=$CLIENTS VALUE=$VALUE LOAD_N=$LOAD_N TAIL=$TAIL REPEAT=$REPEAT
+settings: DURATION=$DURATION CLIENTS=$CLIENTS VALUE=$VALUE LOAD_N=$LOAD_N TAIL=$TAIL REPEAT=$REPEAT ROUNDS=$ROUNDS
 EOF
 
 mkdir -p results
-go run ./cmd/redisreport "$raw" >"$tmp/redis.md"
+"$tmp/redisreport" "$raw" >"$tmp/redis.md"
 mv "$tmp/redis.md" results/redis.md
 echo "wrote bench/results/redis.md" >&2

@@ -77,15 +77,17 @@ func (e *Engine) openJournal() error {
 		return fmt.Errorf("sesscache: recovering %s: %w", o.Dir, err)
 	}
 	loaded := e.Len()
-	replay := e.newLogReplay()
-	log, info, err := wal.Open(filepath.Join(o.Dir, "wal"), wal.Options{
-		Sync:        o.Sync,
-		SegmentSize: o.SegmentSize,
-		SkipDamaged: o.SkipDamaged,
-		FS:          o.FS,
-		Logger:      o.Logger,
-	}, from, replay.apply)
-	replay.finish()
+	log, info, err := func() (*wal.Log, wal.ReplayInfo, error) {
+		replay := e.newLogReplay()
+		defer replay.finish() // the workers stop whatever happens
+		return wal.Open(filepath.Join(o.Dir, "wal"), wal.Options{
+			Sync:        o.Sync,
+			SegmentSize: o.SegmentSize,
+			SkipDamaged: o.SkipDamaged,
+			FS:          o.FS,
+			Logger:      o.Logger,
+		}, from, replay.apply)
+	}()
 	if err != nil {
 		lock.Close()
 		return fmt.Errorf("sesscache: recovering %s: %w", o.Dir, err)

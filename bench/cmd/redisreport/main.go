@@ -11,8 +11,9 @@
 //
 //	machine.txt                 "name: value" lines
 //	commands.txt                one command per line, in the order run
-//	redis-set-<policy>.csv      redis-benchmark --csv output, policy always or everysec
-//	sesscache-create.txt        BenchmarkCreateDurable result lines
+//	redis-set-<policy>.csv      redis-benchmark --csv output, policy always or everysec,
+//	                            one SET line per round
+//	sesscache-create.txt        BenchmarkCreateDurable result lines, one per policy and round
 //	redis-load-<form>.txt       one load per line: wall seconds, logged seconds (or -)
 //	redis-files.txt             "<name> <bytes>" lines: AOF sizes
 //	recover.json                `sessbench recover -json` output
@@ -54,10 +55,11 @@ var policies = []string{"always", "everysec"}
 type measurements struct {
 	machine  [][2]string
 	commands []string
-	// Per policy: Redis SET/s and the raw CSV; sesscache creates/s, records
-	// per fsync and the raw benchmark line.
-	redisSet, redisCSV          map[string]string
-	createRate, perFsync, bench map[string]string
+	// Per policy, one entry per round: Redis SET/s, sesscache creates/s and
+	// records per fsync; and the raw CSV and benchmark lines.
+	redisSet, createRate, perFsync map[string][]float64
+	redisCSV                       map[string]string
+	bench                          map[string][]string
 	// Per form: each load's wall and logged seconds.
 	loads map[string][][2]string
 	files map[string]int64
@@ -93,8 +95,15 @@ type recovery struct {
 }
 
 func load(dir string) (*measurements, error) {
-	m := &measurements{redisSet: map[string]string{}, redisCSV: map[string]string{}, createRate: map[string]string{},
-		perFsync: map[string]string{}, bench: map[string]string{}, loads: map[string][][2]string{}, files: map[string]int64{}}
+	m := &measurements{redisSet: map[string][]float64{}, redisCSV: map[string]string{}, createRate: map[string][]float64{},
+		perFsync: map[string][]float64{}, bench: map[string][]string{}, loads: map[string][][2]string{}, files: map[string]int64{}}
+	number := func(file, v string) (float64, error) {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return 0, fmt.Errorf("%s: %q is not a number", file, v)
+		}
+		return f, nil
+	}
 	read := func(name string) (string, error) {
 		b, err := os.ReadFile(filepath.Join(dir, name))
 		return string(b), err
@@ -119,10 +128,14 @@ func load(dir string) (*measurements, error) {
 		for _, l := range lines(s) {
 			f := strings.Split(l, ",")
 			if len(f) > 1 && strings.Trim(f[0], `"`) == "SET" {
-				m.redisSet[p] = strings.Trim(f[1], `"`)
+				v, err := number("redis-set-"+p+".csv", strings.Trim(f[1], `"`))
+				if err != nil {
+					return nil, err
+				}
+				m.redisSet[p] = append(m.redisSet[p], v)
 			}
 		}
-		if m.redisSet[p] == "" {
+		if len(m.redisSet[p]) == 0 {
 			return nil, fmt.Errorf("redis-set-%s.csv: no SET line", p)
 		}
 	}
@@ -135,19 +148,27 @@ func load(dir string) (*measurements, error) {
 			if len(f) == 0 || !strings.Contains(f[0], "/sync="+p+"/") {
 				continue
 			}
-			m.bench[p] = l
+			m.bench[p] = append(m.bench[p], l)
 			for i := 1; i < len(f); i++ {
+				var dst map[string][]float64
 				switch f[i] {
 				case "creates/s":
-					m.createRate[p] = f[i-1]
+					dst = m.createRate
 				case "records/fsync":
-					m.perFsync[p] = f[i-1]
+					dst = m.perFsync
+				default:
+					continue
 				}
+				v, err := number("sesscache-create.txt", f[i-1])
+				if err != nil {
+					return nil, err
+				}
+				dst[p] = append(dst[p], v)
 			}
 		}
 	}
 	for _, p := range policies {
-		if m.createRate[p] == "" {
+		if len(m.createRate[p]) == 0 {
 			return nil, fmt.Errorf("sesscache-create.txt: no creates/s for sync=%s", p)
 		}
 	}
@@ -209,9 +230,15 @@ func medianOf(rows [][2]string, col int) (float64, bool) {
 		}
 		v = append(v, f)
 	}
+	return median(v)
+}
+
+// median returns the median of v, and false if v is empty.
+func median(v []float64) (float64, bool) {
 	if len(v) == 0 {
 		return 0, false
 	}
+	v = slices.Clone(v)
 	slices.Sort(v)
 	if len(v)%2 == 1 {
 		return v[len(v)/2], true

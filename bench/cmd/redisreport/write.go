@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 )
 
@@ -25,17 +24,25 @@ func write(w io.Writer, m *measurements) error {
 	p("")
 	p("### Durable writes")
 	p("")
-	p("| appendfsync / Sync | Redis SET/s | sesscache Create/s | sesscache ÷ Redis | sesscache records per fsync |")
-	p("|---|---:|---:|---:|---:|")
+	p("| appendfsync / Sync | Redis SET/s | sesscache Create/s | sesscache ÷ Redis | ÷ per round | sesscache records per fsync |")
+	p("|---|---:|---:|---:|---|---:|")
 	for _, pol := range policies {
-		redis, _ := strconv.ParseFloat(m.redisSet[pol], 64)
-		sc, _ := strconv.ParseFloat(m.createRate[pol], 64)
-		per := m.perFsync[pol]
-		if per == "" {
-			per = "–"
+		redis, _ := median(m.redisSet[pol])
+		sc, _ := median(m.createRate[pol])
+		var rounds []string
+		for i := range min(len(m.redisSet[pol]), len(m.createRate[pol])) {
+			rounds = append(rounds, ratio(m.createRate[pol][i], m.redisSet[pol][i]))
 		}
-		p("| %s | %s | %s | %s | %s |", pol, count(redis), count(sc), ratio(sc, redis), per)
+		per := "–"
+		if v, ok := median(m.perFsync[pol]); ok {
+			per = fmt.Sprintf("%.1f", v)
+		}
+		p("| %s | %s | %s | %s | %s | %s |", pol, count(redis), count(sc), ratio(sc, redis), strings.Join(rounds, ", "), per)
 	}
+	p("")
+	p("Medians of %d rounds; each round measures Redis, then sesscache, under each policy in turn,", len(m.createRate[policies[0]]))
+	p("so a drift in the machine's speed lands on both. \"sesscache ÷ Redis\" divides the medians;")
+	p("\"÷ per round\" divides each round's own figures.")
 	p("")
 	p("Redis: `redis-benchmark -t set` with 64 connections over loopback to one Redis, AOF on, keys")
 	p("drawn from 1M (so SET both inserts and overwrites), no pipelining; redis-benchmark runs on the")
@@ -109,7 +116,9 @@ func write(w io.Writer, m *measurements) error {
 	}
 	p("# go test ./engine -bench CreateDurable")
 	for _, pol := range policies {
-		p("%s", m.bench[pol])
+		for _, l := range m.bench[pol] {
+			p("%s", l)
+		}
 	}
 	for _, f := range forms {
 		p("# Redis DEBUG LOADAOF, %s: wall s, logged s", f.form)
