@@ -75,7 +75,7 @@ start_redis() {
     --logfile "$dir/redis.log" --enable-debug-command local "$@" &
   redis_pid=$!
   for _ in $(seq 100); do
-    rcli ping >/dev/null 2>&1 && return 0
+    [ "$(rcli ping 2>/dev/null)" = PONG ] && return 0 # not LOADING
     sleep 0.1
   done
   echo "redis.sh: Redis did not start; see its log:" >&2
@@ -86,11 +86,12 @@ start_redis() {
 # log_command records a command line for results/redis.md, once.
 log_command() { grep -qxF -- "$*" "$raw/commands.txt" 2>/dev/null || echo "$*" >>"$raw/commands.txt"; }
 
-# redis_set POLICY measures SET under appendfsync POLICY: a short probe
-# finds the rate, then a run of about DURATION seconds is kept.
+# redis_set POLICY ROUND measures SET under appendfsync POLICY on a fresh
+# Redis: a short probe finds the rate, then a run of about DURATION seconds
+# is kept.
 redis_set() {
-  local policy=$1 probe rps n
-  start_redis "set-$policy" --appendonly yes --appendfsync "$policy"
+  local policy=$1 round=$2 probe rps n
+  start_redis "set-$policy-$round" --appendonly yes --appendfsync "$policy"
   probe=$(redis-benchmark -p "$REDIS_PORT" -c "$CLIENTS" -n 20000 -d "$VALUE" -r 1000000 -t set --csv |
     awk -F'"' '$2 == "SET" {print $4}')
   n=$(awk -v r="$probe" -v d="$DURATION" 'BEGIN {n = int(r * d); print (n < 20000 ? 20000 : n)}')
@@ -165,7 +166,7 @@ go build -o "$tmp/redisreport" ./cmd/redisreport # before measuring, so a broken
 for round in $(seq "$ROUNDS"); do
   echo "== round $round of $ROUNDS" >&2
   for policy in always everysec; do
-    redis_set "$policy"
+    redis_set "$policy" "$round"
     sesscache_create "$policy"
   done
 done
