@@ -12,25 +12,25 @@ import (
 // logReplay applies the records the log hands to Open, in log order, on
 // several goroutines. Recovered sessions are cold: keyed by the digest they
 // are stored under on disk, in the shard their hint names, until a request
-// presents the ID (promote). The caller's goroutine decodes (in wal), opens sealed
-// data and builds each new record; a worker per processor then stores it,
-// each worker owning a fixed set of shards. Every session lives in one
-// shard, so each session still sees its records in log order, which is all
-// replay needs: records are whole states of one session, and the ops of a
-// Batch (Rotate, RevokeUser) touch different sessions, whose order relative
-// to one another the final state does not depend on.
+// presents the ID (promote).
+//
+// The caller's goroutine decodes (in wal), opens sealed data and builds each
+// new record; then one worker per processor (GOMAXPROCS, at most one per
+// shard) stores it, each worker owning a fixed set of shards. Every session
+// lives in one shard, so each session still sees its records in log order,
+// which is all replay needs: records are whole states of one session, and
+// the ops of a Batch (Rotate, RevokeUser) touch different sessions, whose
+// order relative to one another the final state does not depend on.
 //
 // The shards are in bulk mode throughout (their heaps ordered once at the
 // end), and the workers are gone when finish returns.
 type logReplay struct {
 	e       *Engine
-	batches []replayBatch     // being filled, one per worker
+	batches [][]replayOp      // being filled, one per worker
 	queues  []chan []replayOp // to the workers
 	free    sync.Pool         // of *[]replayOp, emptied batches
 	wg      sync.WaitGroup
 }
-
-type replayBatch = []replayOp
 
 // replayOp is one record's change to one session, ready to store.
 type replayOp struct {
@@ -57,7 +57,7 @@ func (e *Engine) newLogReplay() *logReplay {
 	if workers < 2 {
 		return r // apply stores inline
 	}
-	r.batches = make([]replayBatch, workers)
+	r.batches = make([][]replayOp, workers)
 	r.queues = make([]chan []replayOp, workers)
 	for w := range workers {
 		q := make(chan []replayOp, 4)
