@@ -3,6 +3,7 @@ package engine
 import (
 	"bytes"
 	"errors"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sesscache/sesscache/internal/leakcheck"
 	"github.com/sesscache/sesscache/token"
 )
 
@@ -547,7 +549,8 @@ func TestClose(t *testing.T) {
 	const mine = "created by github.com/sesscache/sesscache/engine.Open"
 	require.Contains(t, goroutineStacks(), mine)
 	require.NoError(t, e.Close())
-	assert.NotContains(t, moduleGoroutines(), mine, "no goroutine outlives Close")
+	assert.Empty(t, leakcheck.Stacks(func(g string) bool { return strings.Contains(g, mine) }),
+		"no goroutine outlives Close")
 	assert.ErrorIs(t, e.Close(), ErrClosed)
 
 	_, err = e.Get(s.ID())
@@ -565,8 +568,6 @@ func TestClose(t *testing.T) {
 }
 
 func goroutineStacks() string {
-	var b strings.Builder
 	buf := make([]byte, 1<<20)
-	b.Write(buf[:runtimeStack(buf)])
-	return b.String()
+	return string(buf[:runtime.Stack(buf, true)])
 }

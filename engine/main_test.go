@@ -1,51 +1,24 @@
 package engine
 
 import (
-	"fmt"
-	"os"
-	"runtime"
-	"strings"
 	"testing"
+
+	"github.com/sesscache/sesscache/internal/leakcheck"
 )
 
 // TestMain fails the run if any goroutine started by this module is still
 // alive after every test has closed its engines.
 func TestMain(m *testing.M) {
-	code := m.Run()
+	leakcheck.Main(closeFixture{m}, leakcheck.Module)
+}
+
+// closeFixture runs the tests, then closes the benchmarks' shared engine.
+type closeFixture struct{ m *testing.M }
+
+func (c closeFixture) Run() int {
+	code := c.m.Run()
 	if fixtureEng != nil {
-		_ = fixtureEng.Close() // the benchmarks' shared engine
+		_ = fixtureEng.Close()
 	}
-	if code == 0 {
-		if leaked := moduleGoroutines(); leaked != "" {
-			fmt.Fprintf(os.Stderr, "goroutines outlived their engines:\n%s\n", leaked)
-			code = 1
-		}
-	}
-	os.Exit(code)
+	return code
 }
-
-// moduleGoroutines returns the stacks of goroutines running code of this
-// module other than tests. A goroutine that signalled its exit to Close may
-// still be unwinding when Close returns, so it yields and looks again a
-// bounded number of times before reporting.
-func moduleGoroutines() string {
-	var found string
-	for range 10000 {
-		found = ""
-		buf := make([]byte, 1<<20)
-		buf = buf[:runtime.Stack(buf, true)]
-		for _, g := range strings.Split(string(buf), "\n\n") {
-			if strings.Contains(g, "sesscache/sesscache/") && !strings.Contains(g, "testing.") &&
-				!strings.Contains(g, "moduleGoroutines") {
-				found += g + "\n\n"
-			}
-		}
-		if found == "" {
-			return ""
-		}
-		runtime.Gosched()
-	}
-	return found
-}
-
-func runtimeStack(buf []byte) int { return runtime.Stack(buf, true) }

@@ -1,46 +1,11 @@
 package fuzz
 
 import (
-	"fmt"
-	"os"
-	"runtime"
-	"strings"
 	"testing"
+
+	"github.com/sesscache/sesscache/internal/leakcheck"
 )
 
 // TestMain fails the run if a goroutine of this module outlives the tests:
 // every log and engine a target opens must be closed.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if code == 0 {
-		if leaked := moduleGoroutines(); leaked != "" {
-			fmt.Fprintf(os.Stderr, "goroutines outlived their tests:\n%s\n", leaked)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
-
-// moduleGoroutines returns the stacks of goroutines running code of this
-// module other than tests. A goroutine that signalled its exit to Close may
-// still be unwinding when Close returns, so it yields and looks again a
-// bounded number of times before reporting.
-func moduleGoroutines() string {
-	var found string
-	for range 10000 {
-		found = ""
-		buf := make([]byte, 1<<20)
-		buf = buf[:runtime.Stack(buf, true)]
-		for _, g := range strings.Split(string(buf), "\n\n") {
-			if strings.Contains(g, "sesscache/sesscache/") && !strings.Contains(g, "testing.") &&
-				!strings.Contains(g, "moduleGoroutines") {
-				found += g + "\n\n"
-			}
-		}
-		if found == "" {
-			return ""
-		}
-		runtime.Gosched()
-	}
-	return found
-}
+func TestMain(m *testing.M) { leakcheck.Main(m, leakcheck.Module) }

@@ -6,8 +6,6 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
-	"os"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -15,45 +13,17 @@ import (
 
 	"github.com/sesscache/sesscache/engine"
 	"github.com/sesscache/sesscache/httpsession"
+	"github.com/sesscache/sesscache/internal/leakcheck"
 	"github.com/stretchr/testify/require"
 )
 
 // TestMain fails the run if an engine, server or client connection
 // goroutine outlives the tests.
 func TestMain(m *testing.M) {
-	code := m.Run()
-	if code == 0 {
-		if leaked := leakedGoroutines(); leaked != "" {
-			fmt.Fprintf(os.Stderr, "goroutines outlived their tests:\n%s\n", leaked)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
-
-// leakedGoroutines returns the stacks of goroutines running engine code or
-// serving or holding HTTP connections. Connections close asynchronously
-// after Close, so it looks again for up to two seconds before reporting.
-func leakedGoroutines() string {
-	var found string
-	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		found = ""
-		buf := make([]byte, 1<<20)
-		buf = buf[:runtime.Stack(buf, true)]
-		for _, g := range strings.Split(string(buf), "\n\n") {
-			if strings.Contains(g, "leakedGoroutines") {
-				continue
-			}
-			if strings.Contains(g, "sesscache/sesscache/engine") || strings.Contains(g, "net/http.(*conn).serve") ||
-				strings.Contains(g, "net/http.(*persistConn)") || strings.Contains(g, "httptest") {
-				found += g + "\n\n"
-			}
-		}
-		if found == "" {
-			return ""
-		}
-	}
-	return found
+	leakcheck.Main(m, func(g string) bool {
+		return strings.Contains(g, "sesscache/sesscache/engine") || strings.Contains(g, "net/http.(*conn).serve") ||
+			strings.Contains(g, "net/http.(*persistConn)") || strings.Contains(g, "httptest")
+	})
 }
 
 // openStore opens an engine that the test's cleanup closes.

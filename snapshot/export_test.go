@@ -1,67 +1,33 @@
 package snapshot
 
 import (
-	"fmt"
 	"hash/crc32"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/sesscache/sesscache/internal/leakcheck"
 )
 
 // TestMain backs up the per-test VerifyNoLeaks: no goroutine of this package
 // may outlive the tests and benchmarks of the binary.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if leaked := waitForNoGoroutines(); len(leaked) > 0 {
-		fmt.Fprintf(os.Stderr, "%d goroutines leaked:\n%s\n", len(leaked), strings.Join(leaked, "\n\n"))
-		code = 1
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { leakcheck.Main(m, packageGoroutine) }
 
 // VerifyNoLeaks fails t if, once t's cleanups run, a goroutine started by
 // this package is still alive.
 func VerifyNoLeaks(t testing.TB) {
 	t.Helper()
-	t.Cleanup(func() {
-		if leaked := waitForNoGoroutines(); len(leaked) > 0 {
-			t.Errorf("%d goroutines leaked:\n%s", len(leaked), strings.Join(leaked, "\n\n"))
-		}
-	})
+	leakcheck.Verify(t, packageGoroutine)
 }
 
-// waitForNoGoroutines returns the package's live goroutines once none are
-// left or a few seconds pass. Write and Load wait for their goroutines, but
-// one may not have quite returned after signalling the errgroup, so the check
-// yields and retries instead of failing at once.
-func waitForNoGoroutines() []string {
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		leaked := packageGoroutines()
-		if len(leaked) == 0 || time.Now().After(deadline) {
-			return leaked
-		}
-		runtime.Gosched()
-	}
-}
-
-func packageGoroutines() []string {
-	buf := make([]byte, 1<<20)
-	buf = buf[:runtime.Stack(buf, true)]
-	var out []string
-	for _, g := range strings.Split(string(buf), "\n\n") {
-		// Write and Load start goroutines only through errgroup; matching
-		// the creator leaves out the test's own goroutines, which run
-		// this package's code too.
-		if strings.Contains(g, "created by golang.org/x/sync/errgroup.") ||
-			strings.Contains(g, "created by github.com/sesscache/sesscache/snapshot.") {
-			out = append(out, g)
-		}
-	}
-	return out
+// packageGoroutine reports whether a stack is of a goroutine Write or Load
+// started. They start goroutines only through errgroup; matching the
+// creator leaves out the test's own goroutines, which run this package's
+// code too.
+func packageGoroutine(stack string) bool {
+	return strings.Contains(stack, "created by golang.org/x/sync/errgroup.") ||
+		strings.Contains(stack, "created by github.com/sesscache/sesscache/snapshot.")
 }
 
 // Test hooks for package snapshot_test.

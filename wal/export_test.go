@@ -1,39 +1,17 @@
 package wal
 
 import (
-	"fmt"
 	"math/rand/v2"
-	"os"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sesscache/sesscache/internal/leakcheck"
 )
 
 // TestMain backs up the per-test VerifyNoLeaks: no goroutine of this package
 // may outlive the tests and benchmarks of the binary.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if leaked := waitForNoWALGoroutines(5 * time.Second); len(leaked) > 0 {
-		fmt.Fprintf(os.Stderr, "%d goroutines leaked:\n%s\n", len(leaked), strings.Join(leaked, "\n\n"))
-		code = 1
-	}
-	os.Exit(code)
-}
-
-// waitForNoWALGoroutines returns the package's live goroutines once none are
-// left or the timeout passes. Close waits for its goroutines to finish their
-// work, but one may not have returned yet, so the check retries briefly.
-func waitForNoWALGoroutines(timeout time.Duration) []string {
-	deadline := time.Now().Add(timeout)
-	for {
-		leaked := walGoroutines()
-		if len(leaked) == 0 || time.Now().After(deadline) {
-			return leaked
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
+func TestMain(m *testing.M) { leakcheck.Main(m, walGoroutine) }
 
 // Test hooks for package wal_test.
 
@@ -62,23 +40,12 @@ const FormatVersion = formatVersion
 // package is still alive.
 func VerifyNoLeaks(t testing.TB) {
 	t.Helper()
-	t.Cleanup(func() {
-		if leaked := waitForNoWALGoroutines(5 * time.Second); len(leaked) > 0 {
-			t.Errorf("%d goroutines leaked:\n%s", len(leaked), strings.Join(leaked, "\n\n"))
-		}
-	})
+	leakcheck.Verify(t, walGoroutine)
 }
 
-func walGoroutines() []string {
-	buf := make([]byte, 1<<20)
-	buf = buf[:runtime.Stack(buf, true)]
-	var out []string
-	for _, g := range strings.Split(string(buf), "\n\n") {
-		if strings.Contains(g, "sesscache/wal.(*Log).") || strings.Contains(g, "sesscache/wal.(*pipeline).") {
-			out = append(out, g)
-		}
-	}
-	return out
+// walGoroutine reports whether a stack runs the log's goroutines.
+func walGoroutine(stack string) bool {
+	return strings.Contains(stack, "sesscache/wal.(*Log).") || strings.Contains(stack, "sesscache/wal.(*pipeline).")
 }
 
 // RandomRecord returns a valid record of any op, LSN 0, drawn from rng. Its

@@ -3,13 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"os"
-	"runtime"
 	"strings"
 	"testing"
 
+	"github.com/sesscache/sesscache/internal/leakcheck"
 	"github.com/stretchr/testify/assert"
 )
 
@@ -20,36 +19,7 @@ func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == crashChildCommand {
 		os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 	}
-	code := m.Run()
-	if code == 0 {
-		if leaked := leakedGoroutines(); leaked != "" {
-			fmt.Fprintf(os.Stderr, "goroutines outlived the tests:\n%s\n", leaked)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
-
-// leakedGoroutines returns the stacks of goroutines running this module's
-// code, other than the test framework's, after letting exiting ones finish.
-func leakedGoroutines() string {
-	var found string
-	for range 1000 {
-		found = ""
-		buf := make([]byte, 1<<20)
-		buf = buf[:runtime.Stack(buf, true)]
-		for _, g := range strings.Split(string(buf), "\n\n") {
-			if strings.Contains(g, "sesscache/sesscache/") && !strings.Contains(g, "testing.") &&
-				!strings.Contains(g, "leakedGoroutines") {
-				found += g + "\n\n"
-			}
-		}
-		if found == "" {
-			return ""
-		}
-		runtime.Gosched()
-	}
-	return found
+	leakcheck.Main(m, leakcheck.Module)
 }
 
 // sessbench runs the command line and returns its exit code and output.

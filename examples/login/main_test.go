@@ -1,19 +1,16 @@
 package main
 
 import (
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"runtime"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/sesscache/sesscache/engine"
+	"github.com/sesscache/sesscache/internal/leakcheck"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -21,34 +18,10 @@ import (
 // TestMain fails the run if a server, connection or engine goroutine
 // outlives the tests.
 func TestMain(m *testing.M) {
-	code := m.Run()
-	if code == 0 {
-		if leaked := leaks(); leaked != "" {
-			fmt.Fprintf(os.Stderr, "goroutines outlived their tests:\n%s\n", leaked)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
-
-// leaks returns the stacks of leftover goroutines, looking again for up to
-// two seconds while connections finish closing.
-func leaks() string {
-	var found string
-	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		found = ""
-		buf := make([]byte, 1<<20)
-		for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
-			if !strings.Contains(g, "leaks()") && (strings.Contains(g, "sesscache/engine") ||
-				strings.Contains(g, "net/http.(*conn).serve") || strings.Contains(g, "net/http.(*persistConn)")) {
-				found += g + "\n\n"
-			}
-		}
-		if found == "" {
-			return ""
-		}
-	}
-	return found
+	leakcheck.Main(m, func(g string) bool {
+		return strings.Contains(g, "sesscache/engine") ||
+			strings.Contains(g, "net/http.(*conn).serve") || strings.Contains(g, "net/http.(*persistConn)")
+	})
 }
 
 // TestWalkThrough visits the site as a newcomer would, in two browsers.
