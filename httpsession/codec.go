@@ -76,26 +76,7 @@ func (rd *reader) mapLen() (int, error) {
 
 // entry reads one key and its value, returning both as slices of the data.
 func (rd *reader) entry() (key, raw []byte, err error) {
-	c, err := rd.r.ReadByte()
-	if err != nil {
-		return nil, nil, fmt.Errorf("%w: truncated", errBadData)
-	}
-	var n int
-	switch {
-	case c >= 0xa0 && c <= 0xbf: // fixstr
-		n = int(c & 0x1f)
-	case c >= 0xd9 && c <= 0xdb: // str 8, 16, 32
-		size, err := rd.take(1 << (c - 0xd9))
-		if err != nil {
-			return nil, nil, err
-		}
-		for _, x := range size {
-			n = n<<8 | int(x)
-		}
-	default:
-		return nil, nil, fmt.Errorf("%w: key of type 0x%02x", errBadData, c)
-	}
-	if key, err = rd.take(n); err != nil {
+	if key, err = rd.key(); err != nil {
 		return nil, nil, err
 	}
 	start := rd.pos()
@@ -104,6 +85,30 @@ func (rd *reader) entry() (key, raw []byte, err error) {
 	}
 	end := rd.pos()
 	return key, rd.b[start:end:end], nil
+}
+
+// key reads a str, a map key, as a slice of the data.
+func (rd *reader) key() ([]byte, error) {
+	c, err := rd.r.ReadByte()
+	if err != nil {
+		return nil, fmt.Errorf("%w: truncated", errBadData)
+	}
+	var n int
+	switch {
+	case c >= 0xa0 && c <= 0xbf: // fixstr
+		n = int(c & 0x1f)
+	case c >= 0xd9 && c <= 0xdb: // str 8, 16, 32
+		size, err := rd.take(1 << (c - 0xd9))
+		if err != nil {
+			return nil, err
+		}
+		for _, x := range size {
+			n = n<<8 | int(x)
+		}
+	default:
+		return nil, fmt.Errorf("%w: key of type 0x%02x", errBadData, c)
+	}
+	return rd.take(n)
 }
 
 // walk calls fn for each entry of the session data, in stored order, until
@@ -235,18 +240,4 @@ func encodeValue(v any) ([]byte, error) {
 		writers.Put(w)
 	}
 	return out, err
-}
-
-// decodeValue decodes one encoded value into dst, a pointer.
-func decodeValue(raw []byte, dst any) error {
-	rd := newReader(raw)
-	defer rd.free()
-	return rd.d.Decode(dst)
-}
-
-// decodeAny decodes one encoded value into msgpack's generic Go types.
-func decodeAny(raw []byte) (any, error) {
-	rd := newReader(raw)
-	defer rd.free()
-	return rd.d.DecodeInterface()
 }

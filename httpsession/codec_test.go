@@ -68,9 +68,11 @@ func TestMerge(t *testing.T) {
 				raw, ok, err := lookupValue(out, k)
 				require.NoError(t, err)
 				require.True(t, ok, k)
-				v, err := decodeAny(raw)
+				v, err := decodeGeneric(raw)
 				require.NoError(t, err)
-				assert.Equal(t, got[k], v)
+				want, err := decodeGeneric(mustMarshal(t, tt.want[k]))
+				require.NoError(t, err)
+				assert.Equal(t, want, v)
 			}
 			_, ok, err := lookupValue(out, "missing")
 			assert.NoError(t, err)

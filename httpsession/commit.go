@@ -2,6 +2,7 @@ package httpsession
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -10,30 +11,49 @@ import (
 	"github.com/sesscache/sesscache/engine"
 )
 
-// Commit saves the request's changes now instead of at the first write of
-// the response, and returns the error, if any, that would otherwise go to
-// Options.ErrorFunc: engine.ErrTooLarge for a session grown past the
-// engine's MaxDataSize, ErrRotated, a value that could not be encoded.
-// A handler calls it when it wants to answer such a failure itself. The
+// Commit saves the changes of the session in ctx now and returns the token
+// the client must present from now on, which differs from the one it
+// presented after a login or renewal, and the session's absolute expiry.
+// It has scs's shape and serves code outside HTTP (see Load), but works
+// inside Handler too, where it also puts the cookie into the response's
+// headers if they are still open, and spares the handler from having
+// Options.ErrorFunc answer a failure: it returns the error instead, such as
+// engine.ErrTooLarge for a session grown past the store's limit,
+// ErrStaleCookie, ErrRateLimited or a value that could not be encoded. The
 // changes are spent either way: a failed commit is not retried. Later
 // changes are committed as usual.
-func Commit(ctx context.Context) error {
-	return from(ctx).commit(false)
+//
+// A request without a session, or whose session was destroyed, gets an
+// empty token and zero expiry. A stale session (see ErrStaleCookie) gets
+// the ID it presented, never the one it was rotated to.
+func (m *Manager) Commit(ctx context.Context) (token string, expiry time.Time, err error) {
+	st := m.from(ctx)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	err = st.commitLocked(ctx, false)
+	if st.sess.IsZero() {
+		return "", time.Time{}, err
+	}
+	return st.sess.ID(), st.sess.AbsoluteExpiry(), err
 }
 
 // commit applies the request's pending changes and, while the response's
 // headers are still open, puts the cookie they call for into them. start
 // marks the headers as going out now (the first write of the response).
-func (st *state) commit(start bool) error {
+func (st *state) commit(ctx context.Context, start bool) error {
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	return st.commitLocked(ctx, start)
+}
+
+func (st *state) commitLocked(ctx context.Context, start bool) error {
 	open := !st.started
 	if start {
 		st.started = true
 	}
-	err := st.saveLocked(open)
-	if open && st.cookie != cookieKeep {
-		st.m.setCookie(st.w.rw.Header(), st.sess, st.cookie == cookieExpire)
+	err := st.saveLocked(ctx, open)
+	if open && st.cookie != cookieKeep && st.w.rw != nil {
+		st.setCookieLocked(st.w.rw.Header())
 		st.cookie = cookieKeep
 	}
 	return err
@@ -43,7 +63,7 @@ func (st *state) commit(start bool) error {
 // there is none (only while the cookie can still be sent), merged into the
 // newest version of the existing one otherwise. The delta is spent whatever
 // happens, so each failure is reported once.
-func (st *state) saveLocked(open bool) error {
+func (st *state) saveLocked(ctx context.Context, open bool) error {
 	if err := st.putErr; err != nil {
 		st.putErr, st.delta = nil, nil
 		return err
@@ -58,79 +78,93 @@ func (st *state) saveLocked(open bool) error {
 		if !open {
 			return ErrHeadersWritten
 		}
+		if st.r != nil && st.m.opts.CreateLimit != nil {
+			if err := st.m.opts.CreateLimit(st.r); err != nil {
+				if errors.Is(err, ErrRateLimited) {
+					return err
+				}
+				return fmt.Errorf("%w: %w", ErrRateLimited, err)
+			}
+		}
 		data, err := merge(nil, delta)
 		if err != nil {
 			return fmt.Errorf("httpsession: encoding session: %w", err)
 		}
-		s, err := st.m.store.Create(engine.CreateOptions{Data: data, Fingerprint: st.fp})
+		s, err := st.m.store.Create(ctx, engine.CreateOptions{Data: data, Fingerprint: st.fp})
 		if err != nil {
 			return fmt.Errorf("httpsession: creating session: %w", err)
 		}
 		st.sess = s
 		st.cookie = cookieSet
+		if t := st.deadline; !t.IsZero() {
+			st.deadline = time.Time{}
+			if s, err = st.m.store.SetDeadline(ctx, s.ID(), t); err != nil {
+				return fmt.Errorf("httpsession: setting the session's deadline: %w", err)
+			}
+			st.sess = s
+		}
 	case st.sess.Rotated():
-		// Writing through the new ID would let a request that lost a race
-		// with a login overwrite what the login wrote, or a late request
-		// fork the session; refusing is the only safe answer.
-		return ErrRotated
+		// Writing through the new ID would hand the new session to whoever
+		// holds the old one, and the store refuses writes through the old
+		// ID; refusing is the only safe answer.
+		return ErrStaleCookie
 	default:
-		s, err := st.m.store.Update(st.sess.ID(), 0, func(cur engine.Session) ([]byte, error) {
+		s, err := st.m.store.Update(ctx, st.sess.ID(), 0, func(cur engine.Session) ([]byte, error) {
 			// Update re-runs this on the newest session whenever another
 			// request wrote first; applying only this request's delta to
 			// whatever is there keeps the other request's keys.
 			return merge(cur.Data(), delta)
 		})
 		if err != nil {
-			if isNotFound(err) {
-				return st.vanishedLocked(err)
-			}
-			return fmt.Errorf("httpsession: saving session: %w", err)
+			return st.updateFailedLocked(err)
 		}
 		st.sess = s
 	}
 	return nil
 }
 
-// vanishedLocked handles a session that disappeared from under this request
-// between load and commit. If another request rotated it, the old ID now
-// forwards to the new one: refuse the write as for any rotated ID and tell
-// the client the new ID. Otherwise it expired, was destroyed, revoked or
-// replaced by a login, and the changes must not revive it under a new ID.
-// The cookie is left alone either way: expiring it could delete the new
-// cookie a racing login or renewal has just set, if this response reached
-// the browser after that one.
-func (st *state) vanishedLocked(err error) error {
-	if s, err := st.m.lookup(st.sess.ID(), st.fp); err == nil && s.Rotated() {
-		st.sess = s
-		st.cookie = cookieSet
-		return ErrRotated
+// updateFailedLocked handles a session that another request rotated,
+// ended or replaced between this request's load and its commit. The
+// changes must not revive it under a new ID, and the cookie is left alone:
+// expiring it could delete the new cookie a racing login or renewal has
+// just set, if this response reached the browser after that one.
+func (st *state) updateFailedLocked(err error) error {
+	switch {
+	case errors.Is(err, engine.ErrRotated):
+		return fmt.Errorf("%w: %w", ErrStaleCookie, err)
+	case isNotFound(err):
+		st.resetLocked()
 	}
-	st.resetLocked()
 	return fmt.Errorf("httpsession: saving session: %w", err)
 }
 
-// setCookie puts the session cookie for s into h, replacing one set earlier
-// in the same response, or a cookie that expires the client's if expire.
-func (m *Manager) setCookie(h http.Header, s engine.Session, expire bool) {
+// setCookieLocked puts the session cookie into h, replacing one set earlier
+// in the same response: the session's ID, or, after a logout, a cookie
+// that expires the client's.
+func (st *state) setCookieLocked(h http.Header) {
+	m := st.m
 	c := http.Cookie{
-		Name:     m.opts.CookieName,
-		Path:     "/",
-		HttpOnly: true,
-		Secure:   true,
-		SameSite: http.SameSiteLaxMode,
+		Name:        m.opts.CookieName,
+		Path:        m.opts.Path,
+		Domain:      m.opts.Domain,
+		HttpOnly:    true,
+		Secure:      !m.opts.InsecureCookie,
+		SameSite:    m.opts.SameSite,
+		Partitioned: m.opts.Partitioned,
 	}
 	switch {
-	case expire:
+	case st.cookie == cookieExpire || st.sess.IsZero():
 		c.MaxAge = -1
 		c.Expires = time.Unix(1, 0)
 	default:
-		c.Value = s.ID()
-		if !m.opts.NonPersistent {
-			// The absolute expiry, not the idle deadline: every Get slides
+		c.Value = st.sess.ID()
+		if st.persistentLocked() {
+			// The absolute expiry, not the idle deadline: every read slides
 			// the idle deadline, and a cookie that tracked it would have to
 			// be sent again on every read. The server ends an idle session
 			// on time; the cookie just outlives it harmlessly. LastAccess is
-			// the engine's clock as of this write.
+			// the store's clock as of this write.
+			s := st.sess
 			ttl := s.AbsoluteExpiry().Sub(s.LastAccess())
 			c.MaxAge = max(int((ttl+time.Second-1)/time.Second), 1)
 			c.Expires = s.AbsoluteExpiry().Add(time.Second - 1).Truncate(time.Second)

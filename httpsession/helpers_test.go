@@ -1,6 +1,7 @@
 package httpsession_test
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -8,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -42,6 +44,7 @@ type fixture struct {
 	clock *engine.Clock
 	m     *httpsession.Manager
 	srv   *httptest.Server
+	name  string // the session cookie's name
 
 	mu   sync.Mutex
 	errs []error // what ErrorFunc received
@@ -51,8 +54,9 @@ var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // newFixture serves h, or the routes of testMux if h is nil. A nil
 // ErrorFunc in hopts is replaced by one that records the error and answers
-// 500 as the default does.
-func newFixture(t *testing.T, eopts engine.Options, hopts httpsession.Options, h http.Handler) *fixture {
+// 500 as the default does, and a nil Now by the engine's clock. h may use
+// f.m: it is built when the handler is first called.
+func newFixture(t *testing.T, eopts engine.Options, hopts httpsession.Options, h func(f *fixture) http.Handler) *fixture {
 	t.Helper()
 	f := &fixture{clock: engine.NewManualClock(epoch)}
 	if eopts.Clock == nil {
@@ -69,11 +73,15 @@ func newFixture(t *testing.T, eopts engine.Options, hopts httpsession.Options, h
 			http.Error(w, "commit failed", http.StatusInternalServerError)
 		}
 	}
-	f.m = httpsession.New(f.store, hopts)
-	if h == nil {
-		h = testMux()
+	if hopts.Now == nil {
+		hopts.Now = f.clock.Now
 	}
-	f.srv = httptest.NewServer(f.m.Handler(h))
+	f.m = httpsession.New(f.store, hopts)
+	f.name = f.m.CookieName()
+	if h == nil {
+		h = testMux
+	}
+	f.srv = httptest.NewServer(f.m.Handler(h(f)))
 	t.Cleanup(f.srv.Close) // runs before the store closes: cleanups are LIFO
 	return f
 }
@@ -113,13 +121,20 @@ func (f *fixture) do(t *testing.T, c *http.Client, methodPath string, cookies ..
 }
 
 // sessionCookie returns the session cookie the response sets, or nil.
-func sessionCookie(t *testing.T, resp *http.Response) *http.Cookie {
+func (f *fixture) sessionCookie(t *testing.T, resp *http.Response) *http.Cookie {
+	t.Helper()
+	return namedCookie(t, resp, f.name)
+}
+
+// namedCookie returns the cookie called name that the response sets, or
+// nil.
+func namedCookie(t *testing.T, resp *http.Response, name string) *http.Cookie {
 	t.Helper()
 	var found *http.Cookie
 	for _, line := range resp.Header.Values("Set-Cookie") {
 		c, err := http.ParseSetCookie(line)
 		require.NoError(t, err)
-		if c.Name == httpsession.DefaultCookieName {
+		if c.Name == name {
 			require.Nil(t, found, "two session cookies in one response")
 			found = c
 		}
@@ -131,16 +146,22 @@ func sessionCookie(t *testing.T, resp *http.Response) *http.Cookie {
 func (f *fixture) jarCookie(c *http.Client) *http.Cookie {
 	req, _ := http.NewRequest("GET", f.srv.URL, nil)
 	for _, ck := range c.Jar.Cookies(req.URL) {
-		if ck.Name == httpsession.DefaultCookieName {
+		if ck.Name == f.name {
 			return ck
 		}
 	}
 	return nil
 }
 
+// cookie returns a cookie of the session's name with the given value.
+func (f *fixture) cookie(value string) *http.Cookie {
+	return &http.Cookie{Name: f.name, Value: value}
+}
+
 // testMux is the handler most tests share. Queries carry the data:
 // k (key), v (value), user, role.
-func testMux() http.Handler {
+func testMux(f *fixture) http.Handler {
+	m := f.m
 	mux := http.NewServeMux()
 	text := func(w http.ResponseWriter, format string, args ...any) {
 		fmt.Fprintf(w, format, args...)
@@ -149,49 +170,49 @@ func testMux() http.Handler {
 		http.Error(w, err.Error(), http.StatusConflict)
 	}
 	mux.HandleFunc("GET /get", func(w http.ResponseWriter, r *http.Request) {
-		text(w, "%s", httpsession.GetString(r.Context(), r.FormValue("k")))
+		text(w, "%s", m.GetString(r.Context(), r.FormValue("k")))
 	})
 	mux.HandleFunc("GET /keys", func(w http.ResponseWriter, r *http.Request) {
-		text(w, "%s", strings.Join(httpsession.Keys(r.Context()), ","))
+		text(w, "%s", strings.Join(m.Keys(r.Context()), ","))
 	})
 	mux.HandleFunc("POST /put", func(w http.ResponseWriter, r *http.Request) {
-		httpsession.Put(r.Context(), r.FormValue("k"), r.FormValue("v"))
+		m.Put(r.Context(), r.FormValue("k"), r.FormValue("v"))
 		text(w, "ok")
 	})
 	mux.HandleFunc("POST /remove", func(w http.ResponseWriter, r *http.Request) {
-		httpsession.Remove(r.Context(), r.FormValue("k"))
+		m.Remove(r.Context(), r.FormValue("k"))
 		text(w, "ok")
 	})
 	mux.HandleFunc("POST /login", func(w http.ResponseWriter, r *http.Request) {
-		if err := httpsession.Login(r.Context(), r.FormValue("user")); err != nil {
+		if err := m.Login(r.Context(), r.FormValue("user")); err != nil {
 			fail(w, err)
 			return
 		}
 		text(w, "ok")
 	})
 	mux.HandleFunc("POST /renew", func(w http.ResponseWriter, r *http.Request) {
-		if err := httpsession.RenewToken(r.Context()); err != nil {
+		if err := m.RenewToken(r.Context()); err != nil {
 			fail(w, err)
 			return
 		}
 		text(w, "ok")
 	})
 	mux.HandleFunc("POST /roles", func(w http.ResponseWriter, r *http.Request) {
-		if err := httpsession.SetRoles(r.Context(), r.URL.Query()["role"]...); err != nil {
+		if err := m.SetRoles(r.Context(), r.URL.Query()["role"]...); err != nil {
 			fail(w, err)
 			return
 		}
 		text(w, "ok")
 	})
 	mux.HandleFunc("POST /logout", func(w http.ResponseWriter, r *http.Request) {
-		if err := httpsession.Destroy(r.Context()); err != nil {
+		if err := m.Destroy(r.Context()); err != nil {
 			fail(w, err)
 			return
 		}
 		text(w, "ok")
 	})
 	mux.HandleFunc("POST /logout-everywhere", func(w http.ResponseWriter, r *http.Request) {
-		n, err := httpsession.LogoutEverywhere(r.Context())
+		n, err := m.LogoutEverywhere(r.Context())
 		if err != nil {
 			fail(w, err)
 			return
@@ -199,13 +220,69 @@ func testMux() http.Handler {
 		text(w, "%d", n)
 	})
 	mux.HandleFunc("GET /whoami", func(w http.ResponseWriter, r *http.Request) {
-		text(w, "%s", httpsession.UserID(r.Context()))
+		text(w, "%s", m.UserID(r.Context()))
 	})
-	mux.Handle("GET /private", httpsession.RequireAuth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("GET /private", m.RequireAuth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		text(w, "private")
 	})))
-	mux.Handle("GET /admin", httpsession.RequireRole("admin", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("GET /admin", m.RequireRole("admin", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		text(w, "admin")
 	})))
+	mux.Handle("GET /recent", m.RequireRecentAuth(time.Minute, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		text(w, "recent")
+	}), nil))
+	mux.HandleFunc("GET /sessions", func(w http.ResponseWriter, r *http.Request) {
+		list, err := m.Sessions(r.Context())
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		for _, s := range list {
+			current := ""
+			if s.Handle() == m.Handle(r.Context()) {
+				current = " current"
+			}
+			text(w, "%s %s%s\n", s.Handle(), s.Label(), current)
+		}
+	})
+	mux.HandleFunc("POST /end", func(w http.ResponseWriter, r *http.Request) {
+		h, err := engine.ParseHandle(r.FormValue("h"))
+		if err == nil {
+			err = m.EndSession(r.Context(), h)
+		}
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		text(w, "ok")
+	})
+	mux.HandleFunc("POST /end-others", func(w http.ResponseWriter, r *http.Request) {
+		n, err := m.EndOtherSessions(r.Context())
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		text(w, "%d", n)
+	})
+	mux.HandleFunc("POST /remember", func(w http.ResponseWriter, r *http.Request) {
+		m.RememberMe(r.Context(), r.FormValue("on") == "1")
+		text(w, "ok")
+	})
 	return mux
+}
+
+// serve returns a newFixture handler argument that serves h.
+func serve(h http.Handler) func(*fixture) http.Handler {
+	return func(*fixture) http.Handler { return h }
+}
+
+// countingStore is a Store that counts the lookups it passes on.
+type countingStore struct {
+	httpsession.Store
+	finds atomic.Int64
+}
+
+func (c *countingStore) Find(ctx context.Context, id string, fp []byte) (engine.Session, error) {
+	c.finds.Add(1)
+	return c.Store.Find(ctx, id, fp)
 }

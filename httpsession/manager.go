@@ -4,58 +4,87 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/sesscache/sesscache/engine"
 )
 
-// Manager connects HTTP requests to sessions in an engine. Make one with
-// New and wrap handlers with its Handler. It is safe for concurrent use.
+// Manager connects HTTP requests to sessions in a Store. Make one with New
+// and wrap handlers with its Handler; its methods then read and change the
+// session of a request through the request's context. Each Manager has its
+// own context key, as scs's SessionManager does, so two Managers (two
+// cookies, two stores) can wrap the same handler without hiding each other.
+// It is safe for concurrent use.
 type Manager struct {
-	store *engine.Engine
+	store Store
 	opts  Options
 }
 
+// maxCookieTries bounds how many cookies of the session's name one request
+// may have looked up: each costs a lookup and, with signed tokens, an HMAC
+// per signing key. Browsers send at most a few legitimate ones (an old
+// path's, a parent domain's); more are a cookie-tossing attempt.
+const maxCookieTries = 3
+
 // New returns a Manager storing sessions in store, configured by opts (see
 // Options for the defaults). The Manager does not own the store: close it
-// yourself after the server has stopped. New panics if store is nil or
-// opts.CookieName is not a valid cookie name, both programming errors.
-func New(store *engine.Engine, opts Options) *Manager {
+// yourself after the server has stopped. New panics if store is nil or the
+// cookie settings contradict each other (see Options), both programming
+// errors, and logs a warning with Options.Logger if InsecureCookie is set.
+func New(store Store, opts Options) *Manager {
 	if store == nil {
-		panic("httpsession: New with a nil engine")
+		panic("httpsession: New with a nil store")
 	}
-	opts = opts.withDefaults()
-	if err := (&http.Cookie{Name: opts.CookieName, Value: "x"}).Valid(); err != nil {
-		panic("httpsession: invalid cookie name: " + err.Error())
+	opts, err := opts.withDefaults()
+	if err != nil {
+		panic("httpsession: invalid Options: " + err.Error())
+	}
+	if opts.InsecureCookie {
+		opts.Logger.Warn("httpsession: InsecureCookie is set: the session cookie also travels over plain HTTP, readable on the network; use it only for plain-http hosts other than localhost",
+			"cookie", opts.CookieName)
 	}
 	return &Manager{store: store, opts: opts}
 }
 
-// ctxKey finds a request's session state in its context.
-type ctxKey struct{}
+// CookieName returns the name of the session cookie, the default chosen
+// from the options (see Options.CookieName) or the one given.
+func (m *Manager) CookieName() string { return m.opts.CookieName }
+
+// ctxKey finds a request's session state in its context. It holds the
+// Manager, so each Manager's key differs; a struct of one pointer goes into
+// an interface without allocating.
+type ctxKey struct{ m *Manager }
 
 // state is one request's view of its session and what the request has
 // changed. Handlers may use the session from several goroutines, so every
 // field after mu is guarded by it.
 type state struct {
 	m  *Manager
-	fp []byte // this request's fingerprint; nil when binding is off
+	fp []byte        // this request's fingerprint; nil when binding is off
+	r  *http.Request // nil outside HTTP (Manager.Load)
 	w  responseWriter
 
 	mu sync.Mutex
 	// sess is the session this request uses: the one its cookie named, or
 	// the one it created, renewed or logged into, as of its last write.
 	// Zero when there is none (no valid cookie, or destroyed). Reads look
-	// values up in its data, with delta laid over it.
+	// values up in its data, with delta laid over it. A Rotated view is
+	// read-only: see ErrStaleCookie.
 	sess engine.Session
 	// delta holds this request's edits, per key, not yet committed.
 	delta map[string]change
 	// putErr is the first value Put could not encode; the next commit
 	// reports it.
 	putErr error
+	// deadline is an absolute expiry set before the session existed, for
+	// the commit that creates it; zero if none.
+	deadline time.Time
 	// presented: the client sent a cookie of our name, valid or not.
 	presented bool
 	cookie    cookieAction
+	status    Status
 	// started: the response's headers are out; the cookie can no longer
 	// change.
 	started bool
@@ -75,14 +104,15 @@ const (
 // is first written (WriteHeader, Write, Flush, ReadFrom or Hijack, whichever
 // comes first), or when next returns if it wrote nothing.
 //
-// A cookie naming no live session this store issued (unknown, expired,
+// A cookie naming no live session the store issued (unknown, expired,
 // malformed, forged, bound to another fingerprint) is never adopted: the
 // request runs with no session, and the first value it writes creates a
-// fresh one under a new ID. A request that writes nothing creates nothing
-// and gets no Set-Cookie, Vary or Cache-Control header. A response that
-// sets the cookie also gets "Vary: Cookie" and
-// `Cache-Control: no-cache="Set-Cookie"`, so shared caches neither store
-// nor replay it.
+// fresh one under a new ID. Of several cookies of the session's name, the
+// first three are tried, in the order the client sent them, and the first
+// live one wins. A request that writes nothing creates nothing and gets
+// no Set-Cookie, Vary or Cache-Control header. A response that sets the
+// cookie also gets "Vary: Cookie" and `Cache-Control: no-cache="Set-Cookie"`,
+// so shared caches neither store nor replay it.
 //
 // The ResponseWriter next sees implements http.Flusher, http.Hijacker and
 // io.ReaderFrom, each committing first, and Unwrap, so an
@@ -99,53 +129,63 @@ func (m *Manager) Handler(next http.Handler) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		st := m.load(r)
-		r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, st))
-		st.w = responseWriter{rw: w, st: st, r: r}
+		r = r.WithContext(context.WithValue(r.Context(), ctxKey{m}, st))
+		st.r = r
+		st.w = responseWriter{rw: w, st: st}
 		next.ServeHTTP(&st.w, r)
 		st.w.finish()
 	})
 }
 
-// load finds the session the request's cookie names. Every cookie of our
-// name is tried, first valid one wins, so a stray duplicate (an old path,
-// or one planted for a parent domain) cannot mask the real one.
+// load finds the session the request's cookie names.
 func (m *Manager) load(r *http.Request) *state {
 	st := &state{m: m}
 	if m.opts.FingerprintFunc != nil {
 		st.fp = m.opts.FingerprintFunc(r)
 	}
-	for _, c := range r.CookiesNamed(m.opts.CookieName) {
-		st.presented = true
-		s, err := m.lookup(c.Value, st.fp)
-		if err != nil {
-			continue
+	tries := 0
+	for _, line := range r.Header["Cookie"] {
+		for tries < maxCookieTries && line != "" {
+			var part string
+			part, line, _ = strings.Cut(line, ";")
+			value, ok := cookieValue(part, m.opts.CookieName)
+			if !ok {
+				continue
+			}
+			st.presented = true
+			tries++
+			if s, err := m.store.Find(r.Context(), value, st.fp); err == nil {
+				st.sess = s
+				return st
+			}
 		}
-		st.sess = s
-		if s.Rotated() {
-			// The ID was rotated by another request; send the new one
-			// even if this request changes nothing.
-			st.cookie = cookieSet
-		}
-		break
 	}
 	return st
 }
 
-// lookup is Get, or GetBound when binding is on.
-func (m *Manager) lookup(id string, fp []byte) (engine.Session, error) {
-	if m.opts.FingerprintFunc != nil {
-		return m.store.GetBound(id, fp)
+// cookieValue returns the value of part, one "name=value" pair of a Cookie
+// header, if its name is name. Parsing by hand, instead of with
+// Request.CookiesNamed, allocates nothing; a value the store did not issue
+// fails its lookup whatever it holds, so it need not be validated here.
+func cookieValue(part, name string) (string, bool) {
+	part = strings.TrimSpace(part)
+	if len(part) <= len(name) || part[len(name)] != '=' || part[:len(name)] != name {
+		return "", false
 	}
-	return m.store.Get(id)
+	v := part[len(name)+1:]
+	if len(v) > 1 && v[0] == '"' && v[len(v)-1] == '"' {
+		v = v[1 : len(v)-1]
+	}
+	return v, true
 }
 
-// from returns the request's session state, panicking if the context did
-// not come through Handler: every function of this package needs it, and
+// from returns the request's session state for m, panicking if the context
+// did not come through m.Handler or m.Load: every method needs it, and
 // quietly acting as if there were no session would hide the mistake.
-func from(ctx context.Context) *state {
-	st, ok := ctx.Value(ctxKey{}).(*state)
+func (m *Manager) from(ctx context.Context) *state {
+	st, ok := ctx.Value(ctxKey{m}).(*state)
 	if !ok {
-		panic("httpsession: no session in context; wrap the handler with Manager.Handler")
+		panic("httpsession: no session of this Manager in the context; wrap the handler with its Handler or use its Load")
 	}
 	return st
 }
@@ -154,7 +194,11 @@ func from(ctx context.Context) *state {
 func (st *state) resetLocked() {
 	st.sess = engine.Session{}
 	st.delta, st.putErr = nil, nil
+	st.deadline = time.Time{}
 }
 
-// isNotFound reports an engine error meaning the session is gone.
-func isNotFound(err error) bool { return errors.Is(err, engine.ErrNotFound) }
+// isNotFound reports a store error meaning the session is gone, or that the
+// token names nothing this store could have issued.
+func isNotFound(err error) bool {
+	return errors.Is(err, engine.ErrNotFound) || errors.Is(err, engine.ErrMalformedToken)
+}

@@ -28,16 +28,16 @@ func BenchmarkMiddleware(b *testing.B) {
 		fmt.Fprint(w, "alice")
 	})
 	read := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprint(w, httpsession.GetString(r.Context(), "name"))
+		fmt.Fprint(w, m.GetString(r.Context(), "name"))
 	})
 	write := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		httpsession.Put(r.Context(), "count", 7)
+		m.Put(r.Context(), "count", 7)
 		fmt.Fprint(w, "ok")
 	})
 	seed := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		httpsession.Put(r.Context(), "name", "alice")
-		httpsession.Put(r.Context(), "theme", "dark")
-		httpsession.Put(r.Context(), "count", 1)
+		m.Put(r.Context(), "name", "alice")
+		m.Put(r.Context(), "theme", "dark")
+		m.Put(r.Context(), "count", 1)
 	})
 	rec := httptest.NewRecorder()
 	m.Handler(seed).ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))

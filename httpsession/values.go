@@ -3,23 +3,40 @@ package httpsession
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"slices"
 	"time"
 )
 
+// Keys starting with reservedPrefix belong to this package (RememberMe's
+// flag); Put refuses them and Get, Keys, Exists and Clear do not see them.
+const reservedPrefix = "\x00"
+
+func reserved(key string) bool { return len(key) > 0 && key[0] == reservedPrefix[0] }
+
 // Put sets key to value in the request's session, creating the session at
-// commit if the request has none. The value is msgpack-encoded at once, so
-// later changes to it are not seen, and what Get returns in this request is
-// what later requests will get. A value that cannot be encoded (a channel,
-// a func) fails the commit, which reports it to Options.ErrorFunc or to
-// Commit. Values too large for the engine are reported the same way.
+// commit if the request has none. The value is msgpack-encoded at once
+// (see the package documentation), so later changes to it are not seen,
+// and what GetAs returns in this request is what later requests will get.
+// A value that cannot be encoded (a channel, a func), and a key starting
+// with a NUL byte (reserved to this package), fail the commit, which
+// reports it to Options.ErrorFunc or to Commit. Values too large for the
+// store are reported the same way.
 //
 // Only keys this request changes are written: a request running at the
 // same time on the same session that changes other keys keeps its changes
 // too. When both change the same key, the one that commits last wins.
-func Put(ctx context.Context, key string, value any) {
+func (m *Manager) Put(ctx context.Context, key string, value any) {
+	st := m.from(ctx)
+	if reserved(key) {
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		if st.putErr == nil {
+			st.putErr = fmt.Errorf("httpsession: Put: key %q is reserved", key)
+		}
+		return
+	}
 	raw, err := encodeValue(value)
-	st := from(ctx)
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if err != nil {
@@ -28,112 +45,164 @@ func Put(ctx context.Context, key string, value any) {
 		}
 		return
 	}
+	st.putLocked(key, raw)
+}
+
+func (st *state) putLocked(key string, raw []byte) {
 	if st.delta == nil {
 		st.delta = make(map[string]change, 1)
 	}
 	st.delta[key] = change{raw: raw}
+	st.status = Modified
 }
 
-// Get returns the value of key decoded into a Go value, or nil if the
-// session has no such key. Values come back in msgpack's generic types:
-// string, []byte, bool, time.Time (in UTC), integers as the smallest type
-// that holds them (42 comes back as int8, whatever type was put), float32
-// or float64, []any and map[string]any (a stored struct comes back as the
-// latter). The typed getters and GetAs spare callers the conversions.
-func Get(ctx context.Context, key string) any {
-	raw, ok := from(ctx).raw(key)
+// Get returns the value of key decoded into Go's generic types, or nil if
+// the session has no such key (or its value is damaged). What comes back
+// depends on the encoded value, not on the Go type that was put:
+//
+//   - an integer: int if it fits in an int, else int64, else uint64 (so
+//     Put(ctx, k, int8(42)) and Put(ctx, k, uint64(42)) both read as
+//     int(42));
+//   - a float: float64 (a float32 widened exactly);
+//   - a string: string; a []byte: []byte; a bool: bool; nil: nil;
+//   - a time.Time: time.Time in UTC, to the nanosecond, without the
+//     monotonic reading;
+//   - a slice or array: []any; a map or struct: map[string]any, or
+//     map[any]any if a key is not a string;
+//   - a value of a type registered with msgpack.RegisterExt: that type.
+//
+// GetAs and the typed getters return a value in the type the caller needs,
+// exactly or not at all.
+func (m *Manager) Get(ctx context.Context, key string) any {
+	raw, ok := m.from(ctx).raw(key)
 	if !ok {
 		return nil
 	}
-	return decodeStored(raw)
+	v, err := decodeGeneric(raw)
+	if err != nil {
+		return nil
+	}
+	return v
 }
 
-// GetAs decodes the value of key into a T, such as a struct (fields by name
-// or `msgpack` tag). It reports false, with T's zero value, if the key is
-// missing or its value does not decode into a T. msgpack's conversions are
-// lenient: integers change width without a range check (300 into an int8
-// gives 44) and a []byte decodes into a string. For exact types of scalars
-// use the typed getters.
-func GetAs[T any](ctx context.Context, key string) (T, bool) {
+// GetAs returns the value of key decoded into a T. It returns ErrNoValue if
+// the session has no such key, and an error matching ErrValueType if the
+// value does not fit a T exactly: an integer out of T's range (300 into
+// an int8), a float into an integer, a float64 into a float32 that cannot
+// hold it, a string into a []byte or the other way round, a nil into a
+// type without nil. Integers go into floats that represent them exactly.
+// Structs are read from maps by field name (or `msgpack` tag, as msgpack
+// encodes them; keys without a field are skipped, fields without a key
+// keep their zero value, so a struct may change between releases); an
+// interface{} takes the types Get returns. Types that decode themselves in
+// msgpack (msgpack.CustomDecoder, msgpack.Unmarshaler,
+// encoding.BinaryUnmarshaler, encoding.TextUnmarshaler) decide for
+// themselves what fits.
+func GetAs[T any](m *Manager, ctx context.Context, key string) (T, error) {
 	var v T
-	raw, ok := from(ctx).raw(key)
+	raw, ok := m.from(ctx).raw(key)
 	if !ok {
-		return v, false
+		return v, fmt.Errorf("%w: %q", ErrNoValue, key)
 	}
-	if err := decodeValue(raw, &v); err != nil {
+	done, err := decodeScalar(raw, &v)
+	if !done {
+		// A value of its own, so that v, which reflection would make
+		// escape, stays on the stack for the common types above.
+		p := new(T)
+		err = decodeInto(raw, reflect.ValueOf(p).Elem())
+		v = *p
+	}
+	if err != nil {
 		var zero T
-		return zero, false
+		return zero, decodeError(key, err)
 	}
-	return v, true
+	return v, nil
+}
+
+// decodeScalar decodes raw into *p, without reflection or allocation, if
+// T is one of the common types; done reports whether it was.
+func decodeScalar[T any](raw []byte, p *T) (done bool, err error) {
+	switch p := any(p).(type) {
+	case *string:
+		*p, err = decodeRaw(raw, func(x decoder) (string, error) { return x.string(stringType) })
+	case *int:
+		*p, err = decodeRaw(raw, func(x decoder) (int, error) {
+			n, err := x.signed(intType.Bits(), intType)
+			return int(n), err
+		})
+	case *int64:
+		*p, err = decodeRaw(raw, func(x decoder) (int64, error) { return x.signed(64, int64Type) })
+	case *bool:
+		*p, err = decodeRaw(raw, func(x decoder) (bool, error) { return x.bool(boolType) })
+	case *float64:
+		*p, err = decodeRaw(raw, func(x decoder) (float64, error) { return x.float(64, floatType) })
+	case *[]byte:
+		*p, err = decodeRaw(raw, func(x decoder) ([]byte, error) { return x.bytes(bytesType) })
+	case *time.Time:
+		*p, err = decodeRaw(raw, func(x decoder) (time.Time, error) { return x.time(timeType) })
+	case *any:
+		*p, err = decodeGeneric(raw)
+	default:
+		return false, nil
+	}
+	return true, err
 }
 
 // GetString returns the value of key if it is a string, and "" if it is
 // missing or of another type.
-func GetString(ctx context.Context, key string) string {
-	s, _ := Get(ctx, key).(string)
+func (m *Manager) GetString(ctx context.Context, key string) string {
+	s, _ := GetAs[string](m, ctx, key)
 	return s
+}
+
+// GetInt returns the value of key if it is an integer that fits in an int,
+// and 0 if it is missing, of another type (floats included) or out of
+// range.
+func (m *Manager) GetInt(ctx context.Context, key string) int {
+	n, _ := GetAs[int](m, ctx, key)
+	return n
+}
+
+// GetFloat returns the value of key if it is a float, or an integer a
+// float64 holds exactly, and 0 if it is missing or of another type.
+func (m *Manager) GetFloat(ctx context.Context, key string) float64 {
+	f, _ := GetAs[float64](m, ctx, key)
+	return f
 }
 
 // GetBool returns the value of key if it is a bool, and false if it is
 // missing or of another type.
-func GetBool(ctx context.Context, key string) bool {
-	b, _ := Get(ctx, key).(bool)
+func (m *Manager) GetBool(ctx context.Context, key string) bool {
+	b, _ := GetAs[bool](m, ctx, key)
 	return b
 }
 
 // GetBytes returns the value of key if it is a []byte, and nil if it is
 // missing or of another type (a string included). The slice is the
 // caller's.
-func GetBytes(ctx context.Context, key string) []byte {
-	b, _ := Get(ctx, key).([]byte)
+func (m *Manager) GetBytes(ctx context.Context, key string) []byte {
+	b, _ := GetAs[[]byte](m, ctx, key)
 	return b
 }
 
 // GetTime returns the value of key if it is a time.Time, in UTC, and the
 // zero time if it is missing or of another type. Monotonic clock readings
 // do not survive storage; nanoseconds do.
-func GetTime(ctx context.Context, key string) time.Time {
-	t, _ := Get(ctx, key).(time.Time)
+func (m *Manager) GetTime(ctx context.Context, key string) time.Time {
+	t, _ := GetAs[time.Time](m, ctx, key)
 	return t
 }
 
-// GetInt returns the value of key if it is an integer of any Go integer
-// type that fits in an int, and 0 if it is missing, of another type
-// (floats included) or out of range.
-func GetInt(ctx context.Context, key string) int {
-	switch n := Get(ctx, key).(type) {
-	case int8:
-		return int(n)
-	case int16:
-		return int(n)
-	case int32:
-		return int(n)
-	case int64:
-		if int64(int(n)) == n {
-			return int(n)
-		}
-	case uint8:
-		return int(n)
-	case uint16:
-		return int(n)
-	case uint32:
-		if uint64(n) <= uint64(maxInt) {
-			return int(n)
-		}
-	case uint64:
-		if n <= uint64(maxInt) {
-			return int(n)
-		}
-	}
-	return 0
+// Exists reports whether the session has a value under key.
+func (m *Manager) Exists(ctx context.Context, key string) bool {
+	_, ok := m.from(ctx).raw(key)
+	return ok
 }
-
-const maxInt = int(^uint(0) >> 1)
 
 // Pop returns the value of key, as Get does, and removes it: a one-shot
 // value such as a flash message.
-func Pop(ctx context.Context, key string) any {
-	st := from(ctx)
+func (m *Manager) Pop(ctx context.Context, key string) any {
+	st := m.from(ctx)
 	st.mu.Lock()
 	raw, ok := st.rawLocked(key)
 	if ok {
@@ -143,13 +212,17 @@ func Pop(ctx context.Context, key string) any {
 	if !ok {
 		return nil
 	}
-	return decodeStored(raw)
+	v, err := decodeGeneric(raw)
+	if err != nil {
+		return nil
+	}
+	return v
 }
 
 // Remove deletes key from the session. Removing a key the session does not
 // have changes nothing, so it neither creates a session nor commits one.
-func Remove(ctx context.Context, key string) {
-	st := from(ctx)
+func (m *Manager) Remove(ctx context.Context, key string) {
+	st := m.from(ctx)
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if _, ok := st.rawLocked(key); ok {
@@ -157,21 +230,41 @@ func Remove(ctx context.Context, key string) {
 	}
 }
 
-// Keys returns the session's keys, sorted, as this request sees them: the
-// stored ones with the request's own changes applied.
-func Keys(ctx context.Context) []string {
-	st := from(ctx)
+// Clear removes every value from the session and keeps the session itself:
+// its ID, owner and lifetime (Destroy ends it). A session without values
+// is not ended by it; the next Put fills it again.
+func (m *Manager) Clear(ctx context.Context) {
+	st := m.from(ctx)
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	st.clearLocked()
+}
+
+func (st *state) clearLocked() {
+	for _, k := range st.keysLocked() {
+		st.removeLocked(k)
+	}
+}
+
+// Keys returns the session's keys, sorted, as this request sees them: the
+// stored ones with the request's own changes applied.
+func (m *Manager) Keys(ctx context.Context) []string {
+	st := m.from(ctx)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.keysLocked()
+}
+
+func (st *state) keysLocked() []string {
 	var keys []string
 	_ = walk(st.sess.Data(), func(k, _ []byte) bool {
-		if _, ok := st.delta[string(k)]; !ok {
+		if _, ok := st.delta[string(k)]; !ok && !reserved(string(k)) {
 			keys = append(keys, string(k))
 		}
 		return true
 	})
 	for k, c := range st.delta {
-		if !c.removed {
+		if !c.removed && !reserved(k) {
 			keys = append(keys, k)
 		}
 	}
@@ -179,8 +272,12 @@ func Keys(ctx context.Context) []string {
 	return keys
 }
 
-// raw returns key's encoded value as the request sees it.
+// raw returns key's encoded value as the request sees it; reserved keys
+// are not there.
 func (st *state) raw(key string) ([]byte, bool) {
+	if reserved(key) {
+		return nil, false
+	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	return st.rawLocked(key)
@@ -198,24 +295,50 @@ func (st *state) rawLocked(key string) ([]byte, bool) {
 }
 
 func (st *state) removeLocked(key string) {
-	if st.delta == nil {
-		st.delta = make(map[string]change, 1)
+	if st.sess.IsZero() {
+		// Nothing is stored: forgetting the pending value is enough.
+		delete(st.delta, key)
+	} else {
+		if st.delta == nil {
+			st.delta = make(map[string]change, 1)
+		}
+		st.delta[key] = change{removed: true}
 	}
-	st.delta[key] = change{removed: true}
+	st.status = Modified
 }
 
-// decodeStored decodes one stored value; a value that does not decode
-// reads as missing.
-func decodeStored(raw []byte) any {
-	v, err := decodeAny(raw)
-	if err != nil {
-		return nil
+// Status says what a request has done to its session so far.
+type Status int
+
+// Statuses, as scs's.
+const (
+	// Unmodified: nothing changed.
+	Unmodified Status = iota
+	// Modified: values were put or removed, or the session was created,
+	// logged in, renewed or given a deadline.
+	Modified
+	// Destroyed: the session was ended (Destroy, LogoutEverywhere, or
+	// EndSession of the current session) and nothing was put since.
+	Destroyed
+)
+
+// String returns the status's name.
+func (s Status) String() string {
+	switch s {
+	case Unmodified:
+		return "unmodified"
+	case Modified:
+		return "modified"
+	case Destroyed:
+		return "destroyed"
 	}
-	if t, ok := v.(time.Time); ok {
-		// msgpack decodes times in the local zone; the zone a time was
-		// stored in is lost anyway, so give the one answer that does not
-		// depend on the server's TZ.
-		return t.UTC()
-	}
-	return v
+	return fmt.Sprintf("Status(%d)", int(s))
+}
+
+// Status returns what the request has done to its session so far.
+func (m *Manager) Status(ctx context.Context) Status {
+	st := m.from(ctx)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.status
 }

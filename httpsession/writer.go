@@ -15,7 +15,6 @@ import (
 type responseWriter struct {
 	rw http.ResponseWriter
 	st *state
-	r  *http.Request
 
 	begun bool
 	// aborted is set when a commit failed and ErrorFunc wrote a response
@@ -29,9 +28,10 @@ func (w *responseWriter) begin() {
 		return
 	}
 	w.begun = true
-	if err := w.st.commit(true); err != nil {
+	r := w.st.r
+	if err := w.st.commit(r.Context(), true); err != nil {
 		ew := &errorWriter{ResponseWriter: w.rw}
-		w.st.m.opts.ErrorFunc(ew, w.r, err)
+		w.st.m.opts.ErrorFunc(ew, r, err)
 		if ew.wrote {
 			w.aborted = fmt.Errorf("httpsession: response replaced by ErrorFunc: %w", err)
 		}
@@ -45,8 +45,9 @@ func (w *responseWriter) finish() {
 		w.begin()
 		return
 	}
-	if err := w.st.commit(false); err != nil {
-		w.st.m.opts.ErrorFunc(discardWriter{}, w.r, err)
+	r := w.st.r
+	if err := w.st.commit(r.Context(), false); err != nil {
+		w.st.m.opts.ErrorFunc(discardWriter{}, r, err)
 	}
 }
 

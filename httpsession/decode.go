@@ -1,0 +1,770 @@
+package httpsession
+
+import (
+	"encoding"
+	"errors"
+	"fmt"
+	"math"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+	"github.com/vmihailenco/msgpack/v5/msgpcode"
+)
+
+// Values are decoded by hand rather than by msgpack.Unmarshal because
+// msgpack converts leniently: 300 decodes into an int8 as 44, a str into a
+// []byte, 1.5 into an int as 1. Here a value decodes only into a Go type
+// that holds it exactly, and anything else is an error (see GetAs). Struct
+// fields are matched as msgpack names them, so that what Put stored with
+// msgpack's encoder comes back.
+
+// mismatch is a value that does not fit the Go type asked for.
+type mismatch struct {
+	what string
+	into reflect.Type
+}
+
+func (e *mismatch) Error() string { return e.what + " does not fit " + e.into.String() }
+
+// decodeError turns what decoding key's value returned into this package's
+// error: ErrValueType for a misfit, errBadData for damage.
+func decodeError(key string, err error) error {
+	if m, ok := errors.AsType[*mismatch](err); ok {
+		return fmt.Errorf("%w: %q: %v", ErrValueType, key, m)
+	}
+	return fmt.Errorf("%w: %q: %v", errBadData, key, err)
+}
+
+var (
+	timeType   = reflect.TypeFor[time.Time]()
+	anyType    = reflect.TypeFor[any]()
+	stringType = reflect.TypeFor[string]()
+	bytesType  = reflect.TypeFor[[]byte]()
+	boolType   = reflect.TypeFor[bool]()
+	intType    = reflect.TypeFor[int]()
+	int64Type  = reflect.TypeFor[int64]()
+	floatType  = reflect.TypeFor[float64]()
+
+	// Types that decode themselves; msgpack's encoder lets their
+	// counterparts encode them, so only they know what fits.
+	selfDecoders = []reflect.Type{
+		reflect.TypeFor[msgpack.CustomDecoder](),
+		reflect.TypeFor[msgpack.Unmarshaler](),
+		reflect.TypeFor[encoding.BinaryUnmarshaler](),
+		reflect.TypeFor[encoding.TextUnmarshaler](),
+	}
+)
+
+// decoder decodes one value of encoded session data exactly.
+type decoder struct{ rd *reader }
+
+// decodeRaw decodes raw, one encoded value, with fn, and checks that
+// nothing follows it.
+func decodeRaw[T any](raw []byte, fn func(decoder) (T, error)) (T, error) {
+	rd := newReader(raw)
+	defer rd.free()
+	v, err := fn(decoder{rd})
+	if err == nil && rd.r.Len() != 0 {
+		err = fmt.Errorf("%d trailing bytes", rd.r.Len())
+	}
+	return v, err
+}
+
+// decodeInto decodes raw into v, which must be settable.
+func decodeInto(raw []byte, v reflect.Value) error {
+	_, err := decodeRaw(raw, func(x decoder) (struct{}, error) { return struct{}{}, x.into(v) })
+	return err
+}
+
+// decodeGeneric decodes raw into the Go types Get documents.
+func decodeGeneric(raw []byte) (any, error) { return decodeRaw(raw, decoder.generic) }
+
+func (x decoder) peek() (byte, error) { return x.rd.d.PeekCode() }
+
+func isUint(c byte) bool { return c <= msgpcode.PosFixedNumHigh || (c >= msgpcode.Uint8 && c <= msgpcode.Uint64) }
+func isInt(c byte) bool  { return c >= msgpcode.NegFixedNumLow || (c >= msgpcode.Int8 && c <= msgpcode.Int64) }
+func isArray(c byte) bool {
+	return msgpcode.IsFixedArray(c) || c == msgpcode.Array16 || c == msgpcode.Array32
+}
+func isMap(c byte) bool { return msgpcode.IsFixedMap(c) || c == msgpcode.Map16 || c == msgpcode.Map32 }
+
+// describe names the kind of value c starts, for errors.
+func describe(c byte) string {
+	switch {
+	case c == msgpcode.Nil:
+		return "nil"
+	case c == msgpcode.True || c == msgpcode.False:
+		return "a bool"
+	case isUint(c) || isInt(c):
+		return "an integer"
+	case c == msgpcode.Float || c == msgpcode.Double:
+		return "a float"
+	case msgpcode.IsString(c):
+		return "a string"
+	case msgpcode.IsBin(c):
+		return "a byte string"
+	case isArray(c):
+		return "an array"
+	case isMap(c):
+		return "a map"
+	case msgpcode.IsExt(c):
+		return "an extension value"
+	}
+	return fmt.Sprintf("code 0x%02x", c)
+}
+
+// integer reads an integer of any width: as n if it is negative, as u
+// otherwise.
+func (x decoder) integer(c byte, into reflect.Type) (n int64, u uint64, neg bool, err error) {
+	switch {
+	case isUint(c):
+		u, err = x.rd.d.DecodeUint64()
+		return 0, u, false, err
+	case isInt(c):
+		if n, err = x.rd.d.DecodeInt64(); n < 0 {
+			return n, 0, true, err
+		}
+		return 0, uint64(n), false, err
+	}
+	return 0, 0, false, &mismatch{describe(c), into}
+}
+
+// signed reads an integer that must fit in bits bits, signed.
+func (x decoder) signed(bits int, into reflect.Type) (int64, error) {
+	c, err := x.peek()
+	if err != nil {
+		return 0, err
+	}
+	n, u, neg, err := x.integer(c, into)
+	switch {
+	case err != nil:
+		return 0, err
+	case neg:
+		if bits < 64 && n < -1<<(bits-1) {
+			return 0, &mismatch{strconv.FormatInt(n, 10), into}
+		}
+		return n, nil
+	case u > 1<<(bits-1)-1:
+		return 0, &mismatch{strconv.FormatUint(u, 10), into}
+	}
+	return int64(u), nil
+}
+
+// unsigned reads a non-negative integer that must fit in bits bits.
+func (x decoder) unsigned(bits int, into reflect.Type) (uint64, error) {
+	c, err := x.peek()
+	if err != nil {
+		return 0, err
+	}
+	n, u, neg, err := x.integer(c, into)
+	switch {
+	case err != nil:
+		return 0, err
+	case neg:
+		return 0, &mismatch{strconv.FormatInt(n, 10), into}
+	case bits < 64 && u >= 1<<bits:
+		return 0, &mismatch{strconv.FormatUint(u, 10), into}
+	}
+	return u, nil
+}
+
+// float reads a float, or an integer the float type represents exactly,
+// into a float of bits bits.
+func (x decoder) float(bits int, into reflect.Type) (float64, error) {
+	c, err := x.peek()
+	if err != nil {
+		return 0, err
+	}
+	var f float64
+	switch {
+	case c == msgpcode.Float:
+		f32, err := x.rd.d.DecodeFloat32()
+		return float64(f32), err
+	case c == msgpcode.Double:
+		if f, err = x.rd.d.DecodeFloat64(); err != nil {
+			return 0, err
+		}
+		if bits == 32 && float64(float32(f)) != f && !math.IsNaN(f) {
+			return 0, &mismatch{strconv.FormatFloat(f, 'g', -1, 64), into}
+		}
+		return f, nil
+	}
+	n, u, neg, err := x.integer(c, into)
+	if err != nil {
+		return 0, err
+	}
+	var exact bool
+	if neg {
+		f = float64(n)
+		exact = f > math.MinInt64 && int64(f) == n || f == math.MinInt64 && n == math.MinInt64
+	} else {
+		f = float64(u)
+		exact = f < math.MaxUint64 && uint64(f) == u
+	}
+	if bits == 32 {
+		exact = exact && float64(float32(f)) == f
+	}
+	if !exact {
+		return 0, &mismatch{"the integer " + strconv.FormatFloat(f, 'f', 0, 64), into}
+	}
+	return f, nil
+}
+
+func (x decoder) string(into reflect.Type) (string, error) {
+	c, err := x.peek()
+	if err != nil {
+		return "", err
+	}
+	if !msgpcode.IsString(c) {
+		return "", &mismatch{describe(c), into}
+	}
+	return x.rd.d.DecodeString()
+}
+
+func (x decoder) bytes(into reflect.Type) ([]byte, error) {
+	c, err := x.peek()
+	if err != nil {
+		return nil, err
+	}
+	if !msgpcode.IsBin(c) && c != msgpcode.Nil {
+		return nil, &mismatch{describe(c), into}
+	}
+	return x.rd.d.DecodeBytes()
+}
+
+func (x decoder) bool(into reflect.Type) (bool, error) {
+	c, err := x.peek()
+	if err != nil {
+		return false, err
+	}
+	if c != msgpcode.True && c != msgpcode.False {
+		return false, &mismatch{describe(c), into}
+	}
+	return x.rd.d.DecodeBool()
+}
+
+// time reads msgpack's timestamp extension, in UTC: the zone a time was
+// stored in is not kept, so the one answer that does not depend on the
+// server's TZ.
+func (x decoder) time(into reflect.Type) (time.Time, error) {
+	c, err := x.peek()
+	if err != nil {
+		return time.Time{}, err
+	}
+	if id, ok := x.extType(c); !ok || id != -1 {
+		return time.Time{}, &mismatch{describe(c), into}
+	}
+	t, err := x.rd.d.DecodeTime()
+	return t.UTC(), err
+}
+
+// extType returns the type of the extension value c starts, without
+// reading past c.
+func (x decoder) extType(c byte) (int8, bool) {
+	var off int
+	switch {
+	case msgpcode.IsFixedExt(c):
+		off = 1
+	case c == msgpcode.Ext8:
+		off = 2
+	case c == msgpcode.Ext16:
+		off = 3
+	case c == msgpcode.Ext32:
+		off = 5
+	default:
+		return 0, false
+	}
+	p := x.rd.pos() + off
+	if p >= len(x.rd.b) {
+		return 0, false
+	}
+	return int8(x.rd.b[p]), true
+}
+
+// length reads an array or map header of at most what the rest of the data
+// can hold, each entry taking at least per bytes, so that a damaged header
+// cannot make the decoder allocate gigabytes.
+func (x decoder) length(mapHeader bool) (int, error) {
+	var n int
+	var err error
+	per := 1
+	if mapHeader {
+		n, err = x.rd.d.DecodeMapLen()
+		per = 2
+	} else {
+		n, err = x.rd.d.DecodeArrayLen()
+	}
+	if err == nil && n > x.rd.r.Len()/per {
+		err = fmt.Errorf("length %d past the end of the data", n)
+	}
+	return max(n, 0), err
+}
+
+// generic decodes a value into the Go types Get documents.
+func (x decoder) generic() (any, error) {
+	d := x.rd.d
+	c, err := x.peek()
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case c == msgpcode.Nil:
+		return nil, d.DecodeNil()
+	case c == msgpcode.True || c == msgpcode.False:
+		return d.DecodeBool()
+	case isUint(c) || isInt(c):
+		n, u, neg, err := x.integer(c, anyType)
+		switch {
+		case neg && int64(int(n)) == n:
+			return int(n), err
+		case neg:
+			return n, err
+		case u <= math.MaxInt:
+			return int(u), err
+		case u <= math.MaxInt64:
+			return int64(u), err
+		}
+		return u, err
+	case c == msgpcode.Float || c == msgpcode.Double:
+		return d.DecodeFloat64()
+	case msgpcode.IsString(c):
+		return d.DecodeString()
+	case msgpcode.IsBin(c):
+		return d.DecodeBytes()
+	case isArray(c):
+		n, err := x.length(false)
+		if err != nil {
+			return nil, err
+		}
+		s := make([]any, n)
+		for i := range s {
+			if s[i], err = x.generic(); err != nil {
+				return nil, err
+			}
+		}
+		return s, nil
+	case isMap(c):
+		return x.genericMap()
+	case msgpcode.IsExt(c):
+		if id, ok := x.extType(c); ok && id == -1 {
+			return x.time(timeType)
+		}
+		// Another extension: whatever msgpack.RegisterExt says it is.
+		return d.DecodeInterface()
+	}
+	return nil, fmt.Errorf("code 0x%02x", c)
+}
+
+// genericMap decodes a map into a map[string]any, or a map[any]any if one
+// of its keys is not a string.
+func (x decoder) genericMap() (any, error) {
+	n, err := x.length(true)
+	if err != nil {
+		return nil, err
+	}
+	keys, vals := make([]any, n), make([]any, n)
+	strs := true
+	for i := range n {
+		if keys[i], err = x.generic(); err != nil {
+			return nil, err
+		}
+		if vals[i], err = x.generic(); err != nil {
+			return nil, err
+		}
+		if _, ok := keys[i].(string); !ok {
+			strs = false
+		}
+	}
+	if strs {
+		m := make(map[string]any, n)
+		for i, k := range keys {
+			m[k.(string)] = vals[i]
+		}
+		return m, nil
+	}
+	m := make(map[any]any, n)
+	for i, k := range keys {
+		if k != nil && !reflect.TypeOf(k).Comparable() {
+			return nil, &mismatch{"a map with a key of type " + reflect.TypeOf(k).String(), reflect.TypeFor[map[any]any]()}
+		}
+		m[k] = vals[i]
+	}
+	return m, nil
+}
+
+// selfDecoding reports whether t, or *t, decodes itself in msgpack.
+func selfDecoding(t reflect.Type) bool {
+	pt := reflect.PointerTo(t)
+	for _, it := range selfDecoders {
+		if t.Implements(it) || pt.Implements(it) {
+			return true
+		}
+	}
+	return false
+}
+
+// into decodes a value into v, which is settable, exactly.
+func (x decoder) into(v reflect.Value) error {
+	t := v.Type()
+	if t == timeType {
+		tm, err := x.time(t)
+		if err == nil {
+			v.Set(reflect.ValueOf(tm))
+		}
+		return err
+	}
+	c, err := x.peek()
+	if err != nil {
+		return err
+	}
+	if c == msgpcode.Nil {
+		switch t.Kind() {
+		case reflect.Pointer, reflect.Slice, reflect.Map, reflect.Interface:
+			v.SetZero()
+			return x.rd.d.DecodeNil()
+		}
+		return &mismatch{"nil", t}
+	}
+	if t.Kind() == reflect.Pointer {
+		if v.IsNil() {
+			v.Set(reflect.New(t.Elem()))
+		}
+		return x.into(v.Elem())
+	}
+	if selfDecoding(t) {
+		return x.rd.d.DecodeValue(v)
+	}
+	if msgpcode.IsExt(c) && t.Kind() != reflect.Interface {
+		// A type registered with msgpack.RegisterExt decodes itself.
+		return x.rd.d.DecodeValue(v)
+	}
+	switch t.Kind() {
+	case reflect.Bool:
+		b, err := x.bool(t)
+		v.SetBool(b)
+		return err
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		n, err := x.signed(t.Bits(), t)
+		v.SetInt(n)
+		return err
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		n, err := x.unsigned(t.Bits(), t)
+		v.SetUint(n)
+		return err
+	case reflect.Float32, reflect.Float64:
+		f, err := x.float(t.Bits(), t)
+		v.SetFloat(f)
+		return err
+	case reflect.String:
+		s, err := x.string(t)
+		v.SetString(s)
+		return err
+	case reflect.Slice:
+		if t.Elem().Kind() == reflect.Uint8 {
+			b, err := x.bytes(t)
+			if err == nil {
+				v.Set(reflect.ValueOf(b).Convert(t))
+			}
+			return err
+		}
+		if !isArray(c) {
+			return &mismatch{describe(c), t}
+		}
+		n, err := x.length(false)
+		if err != nil {
+			return err
+		}
+		s := reflect.MakeSlice(t, n, n)
+		for i := range n {
+			if err := x.into(s.Index(i)); err != nil {
+				return err
+			}
+		}
+		v.Set(s)
+		return nil
+	case reflect.Array:
+		return x.array(c, v)
+	case reflect.Map:
+		return x.mapInto(c, v)
+	case reflect.Struct:
+		return x.structInto(c, v)
+	case reflect.Interface:
+		if t.NumMethod() != 0 {
+			return &mismatch{describe(c), t}
+		}
+		g, err := x.generic()
+		if err == nil && g != nil {
+			v.Set(reflect.ValueOf(g))
+		}
+		return err
+	}
+	return &mismatch{describe(c), t}
+}
+
+func (x decoder) array(c byte, v reflect.Value) error {
+	t := v.Type()
+	if t.Elem().Kind() == reflect.Uint8 {
+		b, err := x.bytes(t)
+		if err == nil && len(b) != t.Len() {
+			err = &mismatch{fmt.Sprintf("%d bytes", len(b)), t}
+		}
+		if err == nil {
+			reflect.Copy(v, reflect.ValueOf(b))
+		}
+		return err
+	}
+	if !isArray(c) {
+		return &mismatch{describe(c), t}
+	}
+	n, err := x.length(false)
+	if err != nil {
+		return err
+	}
+	if n != t.Len() {
+		return &mismatch{fmt.Sprintf("an array of %d", n), t}
+	}
+	for i := range n {
+		if err := x.into(v.Index(i)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (x decoder) mapInto(c byte, v reflect.Value) error {
+	t := v.Type()
+	if !isMap(c) {
+		return &mismatch{describe(c), t}
+	}
+	n, err := x.length(true)
+	if err != nil {
+		return err
+	}
+	m := reflect.MakeMapWithSize(t, n)
+	for range n {
+		k := reflect.New(t.Key()).Elem()
+		if err := x.into(k); err != nil {
+			return err
+		}
+		e := reflect.New(t.Elem()).Elem()
+		if err := x.into(e); err != nil {
+			return err
+		}
+		m.SetMapIndex(k, e)
+	}
+	v.Set(m)
+	return nil
+}
+
+// structInto decodes a map, by field name, or an array, by field order,
+// into a struct. Keys the struct has no field for are skipped, and fields
+// the data has no key for are left alone, so that a struct may gain and
+// lose fields between the release that stored a value and the one that
+// reads it.
+func (x decoder) structInto(c byte, v reflect.Value) error {
+	t := v.Type()
+	fs := fieldsOf(t)
+	switch {
+	case isArray(c):
+		n, err := x.length(false)
+		if err != nil {
+			return err
+		}
+		for i := range n {
+			if i >= len(fs.list) {
+				if err := x.rd.d.Skip(); err != nil {
+					return err
+				}
+				continue
+			}
+			f, err := fieldAlloc(v, fs.list[i].index)
+			if err == nil {
+				err = x.into(f)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	case !isMap(c):
+		return &mismatch{describe(c), t}
+	}
+	n, err := x.length(true)
+	if err != nil {
+		return err
+	}
+	for range n {
+		kc, err := x.peek()
+		if err != nil {
+			return err
+		}
+		if !msgpcode.IsString(kc) {
+			return &mismatch{"a map with " + describe(kc) + " as a key", t}
+		}
+		key, err := x.rd.key()
+		if err != nil {
+			return err
+		}
+		index, ok := fs.byName[string(key)]
+		if !ok {
+			if err := x.rd.d.Skip(); err != nil {
+				return err
+			}
+			continue
+		}
+		f, err := fieldAlloc(v, index)
+		if err == nil {
+			err = x.into(f)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fieldAlloc returns the field of struct v at index, allocating the
+// embedded structs on its way that are nil pointers.
+func fieldAlloc(v reflect.Value, index []int) (reflect.Value, error) {
+	for i, n := range index {
+		if i > 0 && v.Kind() == reflect.Pointer {
+			if v.IsNil() {
+				if !v.CanSet() {
+					return v, &mismatch{"a value", v.Type()}
+				}
+				v.Set(reflect.New(v.Type().Elem()))
+			}
+			v = v.Elem()
+		}
+		v = v.Field(n)
+	}
+	if !v.CanSet() {
+		return v, &mismatch{"a value", v.Type()}
+	}
+	return v, nil
+}
+
+// fields is how msgpack names a struct type's fields.
+type fields struct {
+	byName map[string][]int
+	list   []field // in the order msgpack encodes them (for arrays)
+}
+
+type field struct {
+	name  string
+	index []int
+}
+
+var fieldCache sync.Map // reflect.Type -> *fields
+
+func fieldsOf(t reflect.Type) *fields {
+	if fs, ok := fieldCache.Load(t); ok {
+		return fs.(*fields)
+	}
+	fs := &fields{byName: map[string][]int{}}
+	fs.collect(t, nil)
+	fieldCache.Store(t, fs)
+	return fs
+}
+
+// collect adds t's fields under prefix, following msgpack's rules (its
+// getFields): the `msgpack` tag's name or the field's, "-" skips, an alias
+// option adds a second name, and an embedded struct is inlined if it has
+// the inline option, or if it has no name or noinline option, does not
+// decode itself and would shadow no field already named.
+func (fs *fields) collect(t reflect.Type, prefix []int) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag := parseTag(f.Tag.Get("msgpack"))
+		if tag.name == "-" || (f.PkgPath != "" && !f.Anonymous) {
+			continue
+		}
+		index := append(slices.Clip(prefix), i)
+		name := tag.name
+		if name == "" {
+			name = f.Name
+		}
+		if f.Anonymous && !tag.has("noinline") {
+			if inner, ok := inlinable(f.Type); ok {
+				sub := &fields{byName: map[string][]int{}}
+				sub.collect(inner, index)
+				if tag.has("inline") {
+					for _, sf := range sub.list {
+						if fs.byName[sf.name] == nil {
+							fs.add(sf)
+						}
+					}
+					continue
+				}
+				if !fs.shadows(sub) {
+					for _, sf := range sub.list {
+						fs.add(sf)
+					}
+					continue
+				}
+			}
+		}
+		fs.add(field{name, index})
+		if alias, ok := tag.options["alias"]; ok && alias != "" {
+			fs.byName[alias] = index
+		}
+	}
+}
+
+func (fs *fields) add(f field) {
+	fs.byName[f.name] = f.index
+	fs.list = append(fs.list, f)
+}
+
+func (fs *fields) shadows(sub *fields) bool {
+	for _, sf := range sub.list {
+		if fs.byName[sf.name] != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// inlinable returns the struct type an embedded field of type t would be
+// inlined as, if msgpack would.
+func inlinable(t reflect.Type) (reflect.Type, bool) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct || t == timeType || selfDecoding(t) {
+		return nil, false
+	}
+	return t, true
+}
+
+// tag is a parsed `msgpack` struct tag: "name,option,key:value".
+type tag struct {
+	name    string
+	options map[string]string
+}
+
+func parseTag(s string) tag {
+	name, rest, _ := strings.Cut(s, ",")
+	t := tag{name: strings.TrimSpace(name)}
+	for opt := range strings.SplitSeq(rest, ",") {
+		if opt = strings.TrimSpace(opt); opt == "" {
+			continue
+		}
+		if t.options == nil {
+			t.options = map[string]string{}
+		}
+		k, v, _ := strings.Cut(opt, ":")
+		t.options[k] = v
+	}
+	return t
+}
+
+func (t tag) has(option string) bool {
+	_, ok := t.options[option]
+	return ok
+}
