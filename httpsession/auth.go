@@ -262,8 +262,10 @@ func (m *Manager) LogoutEverywhere(ctx context.Context) (int, error) {
 	defer st.mu.Unlock()
 	user := st.sess.UserID()
 	if user == "" {
+		// A stale ID's session lives on under its new ID: nothing ended.
+		stale := st.sess.Rotated()
 		had, err := st.destroyLocked(ctx)
-		if had && err == nil {
+		if had && !stale && err == nil {
 			return 1, nil
 		}
 		return 0, err

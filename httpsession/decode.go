@@ -86,8 +86,12 @@ func decodeGeneric(raw []byte) (any, error) { return decodeRaw(raw, decoder.gene
 
 func (x decoder) peek() (byte, error) { return x.rd.d.PeekCode() }
 
-func isUint(c byte) bool { return c <= msgpcode.PosFixedNumHigh || (c >= msgpcode.Uint8 && c <= msgpcode.Uint64) }
-func isInt(c byte) bool  { return c >= msgpcode.NegFixedNumLow || (c >= msgpcode.Int8 && c <= msgpcode.Int64) }
+func isUint(c byte) bool {
+	return c <= msgpcode.PosFixedNumHigh || (c >= msgpcode.Uint8 && c <= msgpcode.Uint64)
+}
+func isInt(c byte) bool {
+	return c >= msgpcode.NegFixedNumLow || (c >= msgpcode.Int8 && c <= msgpcode.Int64)
+}
 func isArray(c byte) bool {
 	return msgpcode.IsFixedArray(c) || c == msgpcode.Array16 || c == msgpcode.Array32
 }

@@ -141,7 +141,7 @@ func (o Options) withDefaults() (Options, error) {
 		o.Path = "/"
 	}
 	if !strings.HasPrefix(o.Path, "/") {
-		return o, errors.New("Path must start with /")
+		return o, errors.New("the cookie Path must start with /")
 	}
 	if o.CookieName == "" {
 		switch {
