@@ -18,9 +18,6 @@ import (
 // context, only if the store fails. It never applies Options.CreateLimit,
 // LabelFunc or FingerprintFunc, which need a request, so a session bound
 // to a fingerprint is not found here.
-//
-// The context's session is not safe to share between goroutines that
-// commit it independently; load it once per unit of work.
 func (m *Manager) Load(ctx context.Context, token string) (context.Context, error) {
 	st := &state{m: m}
 	if token != "" {

@@ -57,8 +57,8 @@ type Options struct {
 
 	// Persistent makes the cookie outlive the browser: it gets Max-Age and
 	// Expires set to the session's absolute expiry. By default the cookie
-	// is a session cookie, forgotten when the browser closes (ASVS 3.4.x
-	// does not ask for it, but a shared computer is safer so). Either way
+	// is a session cookie, forgotten when the browser closes, so that a
+	// shared computer does not keep the next person logged in. Either way
 	// the server ends the session on its own idle and absolute timeouts.
 	// Manager.RememberMe overrides this per session.
 	Persistent bool
