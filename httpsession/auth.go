@@ -307,7 +307,7 @@ func (m *Manager) HasRole(ctx context.Context, role string) bool {
 	if m.UserID(ctx) == "" {
 		return false
 	}
-	roles, err := GetAs[[]string](m, ctx, RolesKey)
+	roles, _, err := getAs[[]string](m.from(ctx), RolesKey)
 	return err == nil && slices.Contains(roles, role)
 }
 

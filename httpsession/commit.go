@@ -71,6 +71,11 @@ func (st *state) saveLocked(ctx context.Context, open bool) error {
 	if len(st.delta) == 0 {
 		return nil
 	}
+	if st.sess.IsZero() && onlyReserved(st.delta) {
+		// RememberMe's choice alone is not worth a session; it waits for
+		// a value or a login in this request.
+		return nil
+	}
 	delta := st.delta
 	st.delta = nil
 	switch {
@@ -121,6 +126,15 @@ func (st *state) saveLocked(ctx context.Context, open bool) error {
 		st.sess = s
 	}
 	return nil
+}
+
+func onlyReserved(delta map[string]change) bool {
+	for k := range delta {
+		if !reserved(k) {
+			return false
+		}
+	}
+	return true
 }
 
 // updateFailedLocked handles a session that another request rotated,

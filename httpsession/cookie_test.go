@@ -131,7 +131,9 @@ func TestPersistence(t *testing.T) {
 		{"Persistent", true, []string{"POST /put?k=a&v=1", "POST /login?user=alice"}, []int{abs, abs}},
 		{"RememberMe", false, []string{"POST /login?user=alice", "POST /remember?on=1", "GET /whoami", "POST /renew"},
 			[]int{0, abs, none, abs}},
-		{"RememberMe twice sets nothing more", false, []string{"POST /remember?on=1", "POST /remember?on=1"}, []int{abs, none}},
+		{"RememberMe twice sets nothing more", false, []string{"POST /put?k=a&v=1", "POST /remember?on=1", "POST /remember?on=1"}, []int{0, abs, none}},
+		{"RememberMe alone creates no session", false, []string{"POST /remember?on=1", "POST /put?k=a&v=1"}, []int{none, 0}},
+		{"RememberMe before Login", false, []string{"POST /remember-login?user=alice"}, []int{abs}},
 		{"RememberMe(false) over Persistent", true, []string{"POST /login?user=alice", "POST /remember?on=0", "POST /renew"},
 			[]int{abs, 0, 0}},
 	}

@@ -82,7 +82,7 @@ func (m *Manager) Iterate(ctx context.Context, fn func(engine.Session) error) er
 	}
 	for _, s := range it.All() {
 		if err := ctx.Err(); err != nil {
-			return err
+			return fmt.Errorf("httpsession: iterating: %w", err)
 		}
 		if err := fn(s); err != nil {
 			return err

@@ -274,6 +274,14 @@ func testMux(f *fixture) http.Handler {
 		m.RememberMe(r.Context(), r.FormValue("on") == "1")
 		text(w, "ok")
 	})
+	mux.HandleFunc("POST /remember-login", func(w http.ResponseWriter, r *http.Request) {
+		m.RememberMe(r.Context(), true)
+		if err := m.Login(r.Context(), r.FormValue("user")); err != nil {
+			fail(w, err)
+			return
+		}
+		text(w, "ok")
+	})
 	return mux
 }
 

@@ -23,7 +23,9 @@ var (
 // kind, and it overrides Options.Persistent for this session. Clear keeps
 // it. Call it, like Login, before the response begins: the cookie goes out
 // with this response's headers if they are still open, and otherwise with
-// the next response that sets one.
+// the next response that sets one. In a request without a session it
+// creates none by itself: the choice is kept for the session a Put or a
+// Login of the same request creates.
 func (m *Manager) RememberMe(ctx context.Context, remember bool) {
 	raw := msgpackFalse
 	if remember {

@@ -99,10 +99,23 @@ func (m *Manager) Get(ctx context.Context, key string) any {
 // encoding.BinaryUnmarshaler, encoding.TextUnmarshaler) decide for
 // themselves what fits.
 func GetAs[T any](m *Manager, ctx context.Context, key string) (T, error) {
-	var v T
-	raw, ok := m.from(ctx).raw(key)
-	if !ok {
+	v, found, err := getAs[T](m.from(ctx), key)
+	switch {
+	case !found:
 		return v, fmt.Errorf("%w: %q", ErrNoValue, key)
+	case err != nil:
+		return v, decodeError(key, err)
+	}
+	return v, nil
+}
+
+// getAs is GetAs without building errors, which cost allocations the typed
+// getters do without: found reports whether key has a value, err whether
+// it did not decode (T's zero value then).
+func getAs[T any](st *state, key string) (v T, found bool, err error) {
+	raw, ok := st.raw(key)
+	if !ok {
+		return v, false, nil
 	}
 	done, err := decodeScalar(raw, &v)
 	if !done {
@@ -114,9 +127,9 @@ func GetAs[T any](m *Manager, ctx context.Context, key string) (T, error) {
 	}
 	if err != nil {
 		var zero T
-		return zero, decodeError(key, err)
+		return zero, true, err
 	}
-	return v, nil
+	return v, true, nil
 }
 
 // decodeScalar decodes raw into *p, without reflection or allocation, if
@@ -151,7 +164,7 @@ func decodeScalar[T any](raw []byte, p *T) (done bool, err error) {
 // GetString returns the value of key if it is a string, and "" if it is
 // missing or of another type.
 func (m *Manager) GetString(ctx context.Context, key string) string {
-	s, _ := GetAs[string](m, ctx, key)
+	s, _, _ := getAs[string](m.from(ctx), key)
 	return s
 }
 
@@ -159,21 +172,21 @@ func (m *Manager) GetString(ctx context.Context, key string) string {
 // and 0 if it is missing, of another type (floats included) or out of
 // range.
 func (m *Manager) GetInt(ctx context.Context, key string) int {
-	n, _ := GetAs[int](m, ctx, key)
+	n, _, _ := getAs[int](m.from(ctx), key)
 	return n
 }
 
 // GetFloat returns the value of key if it is a float, or an integer a
 // float64 holds exactly, and 0 if it is missing or of another type.
 func (m *Manager) GetFloat(ctx context.Context, key string) float64 {
-	f, _ := GetAs[float64](m, ctx, key)
+	f, _, _ := getAs[float64](m.from(ctx), key)
 	return f
 }
 
 // GetBool returns the value of key if it is a bool, and false if it is
 // missing or of another type.
 func (m *Manager) GetBool(ctx context.Context, key string) bool {
-	b, _ := GetAs[bool](m, ctx, key)
+	b, _, _ := getAs[bool](m.from(ctx), key)
 	return b
 }
 
@@ -181,7 +194,7 @@ func (m *Manager) GetBool(ctx context.Context, key string) bool {
 // missing or of another type (a string included). The slice is the
 // caller's.
 func (m *Manager) GetBytes(ctx context.Context, key string) []byte {
-	b, _ := GetAs[[]byte](m, ctx, key)
+	b, _, _ := getAs[[]byte](m.from(ctx), key)
 	return b
 }
 
@@ -189,7 +202,7 @@ func (m *Manager) GetBytes(ctx context.Context, key string) []byte {
 // zero time if it is missing or of another type. Monotonic clock readings
 // do not survive storage; nanoseconds do.
 func (m *Manager) GetTime(ctx context.Context, key string) time.Time {
-	t, _ := GetAs[time.Time](m, ctx, key)
+	t, _, _ := getAs[time.Time](m.from(ctx), key)
 	return t
 }
 

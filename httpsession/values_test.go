@@ -257,7 +257,8 @@ func TestGetGenericTypes(t *testing.T) {
 	}
 }
 
-// The typed getters read in place: no allocation for scalars.
+// The typed getters read in place: no allocation for scalars, nor for a
+// missing key.
 func TestGettersDoNotAllocate(t *testing.T) {
 	m := httpsession.New(openStore(t, engine.Options{}), httpsession.Options{})
 	ctx := loaded(t, m, func(ctx context.Context) {
@@ -269,6 +270,8 @@ func TestGettersDoNotAllocate(t *testing.T) {
 	assert.Zero(t, testing.AllocsPerRun(100, func() { _ = m.GetBool(ctx, "b") }), "GetBool")
 	assert.Zero(t, testing.AllocsPerRun(100, func() { _ = m.GetFloat(ctx, "f") }), "GetFloat")
 	assert.Zero(t, testing.AllocsPerRun(100, func() { _ = m.Exists(ctx, "n") }), "Exists")
+	assert.Zero(t, testing.AllocsPerRun(100, func() { _ = m.GetString(ctx, "missing") }), "GetString of a missing key")
+	assert.Zero(t, testing.AllocsPerRun(100, func() { _ = m.GetInt(ctx, "missing") }), "GetInt of a missing key")
 }
 
 func TestPopRemoveKeys(t *testing.T) {
