@@ -3,6 +3,7 @@ package httpsession
 import (
 	"bytes"
 	"maps"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -163,4 +164,33 @@ func withKey(m map[string]any, k string, v any) map[string]any {
 	m = maps.Clone(m)
 	m[k] = v
 	return m
+}
+
+// Damaged data never makes the decoders panic or allocate past its size.
+func FuzzDecode(f *testing.F) {
+	f.Add(mustMarshal(f, map[string]any{"k": []any{1, "x", map[string]int{"n": 300}}}))
+	f.Add(mustMarshal(f, struct {
+		A []int16
+		B map[int]string
+		C [2]byte
+		D *float32
+	}{[]int16{1}, map[int]string{1: "a"}, [2]byte{1, 2}, nil}))
+	f.Add([]byte{0xdd, 0xff, 0xff, 0xff, 0xff}) // an array of 4 G entries, and no data
+	f.Add([]byte{0xd6, 0xff, 0, 0, 0, 1})       // a timestamp
+	f.Fuzz(func(t *testing.T, data []byte) {
+		_, _ = decodeGeneric(data)
+		for _, v := range []any{
+			new(int8), new(uint64), new(float32), new(string), new([]byte), new([3]byte),
+			new([]any), new(map[string]int16), new(map[int]string), new(*bool),
+			new(struct {
+				A []int16
+				B map[int]string
+				C [2]byte
+				D *float32
+				E any
+			}),
+		} {
+			_ = decodeInto(data, reflect.ValueOf(v).Elem())
+		}
+	})
 }

@@ -6,10 +6,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
-	"slices"
 	"strconv"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -63,9 +60,13 @@ var (
 // decoder decodes one value of encoded session data exactly.
 type decoder struct{ rd *reader }
 
-// decodeRaw decodes raw, one encoded value, with fn, and checks that
-// nothing follows it.
+// decodeRaw decodes raw, one encoded value, with fn, once checkLengths has
+// found it whole.
 func decodeRaw[T any](raw []byte, fn func(decoder) (T, error)) (T, error) {
+	if err := checkLengths(raw); err != nil {
+		var zero T
+		return zero, err
+	}
 	rd := newReader(raw)
 	defer rd.free()
 	v, err := fn(decoder{rd})
@@ -83,6 +84,82 @@ func decodeInto(raw []byte, v reflect.Value) error {
 
 // decodeGeneric decodes raw into the Go types Get documents.
 func decodeGeneric(raw []byte) (any, error) { return decodeRaw(raw, decoder.generic) }
+
+// checkLengths checks that raw is exactly one encoded value whose every
+// length fits in it. msgpack allocates what a str, bin or ext header
+// declares before reading it, so damaged data declaring gigabytes would
+// otherwise cost gigabytes; after this check nothing allocated while
+// decoding raw exceeds a small multiple of its size.
+func checkLengths(raw []byte) error {
+	i, pending := 0, 1 // the offset, and the values still to read
+	for pending > 0 {
+		if i >= len(raw) {
+			return errors.New("truncated")
+		}
+		c := raw[i]
+		i++
+		pending--
+		var size, lenBytes, extra int // payload size, or the bytes holding it
+		switch {
+		case c <= msgpcode.PosFixedNumHigh || c >= msgpcode.NegFixedNumLow,
+			c == msgpcode.Nil, c == msgpcode.False, c == msgpcode.True:
+		case msgpcode.IsFixedMap(c):
+			pending += 2 * int(c&msgpcode.FixedMapMask)
+		case msgpcode.IsFixedArray(c):
+			pending += int(c & msgpcode.FixedArrayMask)
+		case msgpcode.IsFixedString(c):
+			size = int(c & msgpcode.FixedStrMask)
+		case c == msgpcode.Float:
+			size = 4
+		case c == msgpcode.Double:
+			size = 8
+		case c >= msgpcode.Uint8 && c <= msgpcode.Uint64:
+			size = 1 << (c - msgpcode.Uint8)
+		case c >= msgpcode.Int8 && c <= msgpcode.Int64:
+			size = 1 << (c - msgpcode.Int8)
+		case c >= msgpcode.FixExt1 && c <= msgpcode.FixExt16:
+			size = 1 + 1<<(c-msgpcode.FixExt1)
+		case c >= msgpcode.Bin8 && c <= msgpcode.Bin32:
+			lenBytes = 1 << (c - msgpcode.Bin8)
+		case c >= msgpcode.Str8 && c <= msgpcode.Str32:
+			lenBytes = 1 << (c - msgpcode.Str8)
+		case c >= msgpcode.Ext8 && c <= msgpcode.Ext32:
+			lenBytes, extra = 1<<(c-msgpcode.Ext8), 1
+		case c == msgpcode.Array16 || c == msgpcode.Array32 || c == msgpcode.Map16 || c == msgpcode.Map32:
+			lenBytes = 2
+			if c == msgpcode.Array32 || c == msgpcode.Map32 {
+				lenBytes = 4
+			}
+		default:
+			return fmt.Errorf("code 0x%02x", c)
+		}
+		if lenBytes > 0 {
+			if i+lenBytes > len(raw) {
+				return errors.New("truncated")
+			}
+			n := 0
+			for _, b := range raw[i : i+lenBytes] {
+				n = n<<8 | int(b)
+			}
+			i += lenBytes
+			switch c {
+			case msgpcode.Array16, msgpcode.Array32:
+				pending += n
+			case msgpcode.Map16, msgpcode.Map32:
+				pending += 2 * n
+			default:
+				size = n + extra
+			}
+		}
+		if i += size; i > len(raw) || pending > len(raw)-i {
+			return errors.New("a length past the end of the data")
+		}
+	}
+	if i != len(raw) {
+		return fmt.Errorf("%d trailing bytes", len(raw)-i)
+	}
+	return nil
+}
 
 func (x decoder) peek() (byte, error) { return x.rd.d.PeekCode() }
 
@@ -399,376 +476,4 @@ func (x decoder) genericMap() (any, error) {
 		m[k] = vals[i]
 	}
 	return m, nil
-}
-
-// selfDecoding reports whether t, or *t, decodes itself in msgpack.
-func selfDecoding(t reflect.Type) bool {
-	pt := reflect.PointerTo(t)
-	for _, it := range selfDecoders {
-		if t.Implements(it) || pt.Implements(it) {
-			return true
-		}
-	}
-	return false
-}
-
-// into decodes a value into v, which is settable, exactly.
-func (x decoder) into(v reflect.Value) error {
-	t := v.Type()
-	if t == timeType {
-		tm, err := x.time(t)
-		if err == nil {
-			v.Set(reflect.ValueOf(tm))
-		}
-		return err
-	}
-	c, err := x.peek()
-	if err != nil {
-		return err
-	}
-	if c == msgpcode.Nil {
-		switch t.Kind() {
-		case reflect.Pointer, reflect.Slice, reflect.Map, reflect.Interface:
-			v.SetZero()
-			return x.rd.d.DecodeNil()
-		}
-		return &mismatch{"nil", t}
-	}
-	if t.Kind() == reflect.Pointer {
-		if v.IsNil() {
-			v.Set(reflect.New(t.Elem()))
-		}
-		return x.into(v.Elem())
-	}
-	if selfDecoding(t) {
-		return x.rd.d.DecodeValue(v)
-	}
-	if msgpcode.IsExt(c) && t.Kind() != reflect.Interface {
-		// A type registered with msgpack.RegisterExt decodes itself.
-		return x.rd.d.DecodeValue(v)
-	}
-	switch t.Kind() {
-	case reflect.Bool:
-		b, err := x.bool(t)
-		v.SetBool(b)
-		return err
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		n, err := x.signed(t.Bits(), t)
-		v.SetInt(n)
-		return err
-	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
-		n, err := x.unsigned(t.Bits(), t)
-		v.SetUint(n)
-		return err
-	case reflect.Float32, reflect.Float64:
-		f, err := x.float(t.Bits(), t)
-		v.SetFloat(f)
-		return err
-	case reflect.String:
-		s, err := x.string(t)
-		v.SetString(s)
-		return err
-	case reflect.Slice:
-		if t.Elem().Kind() == reflect.Uint8 {
-			b, err := x.bytes(t)
-			if err == nil {
-				v.Set(reflect.ValueOf(b).Convert(t))
-			}
-			return err
-		}
-		if !isArray(c) {
-			return &mismatch{describe(c), t}
-		}
-		n, err := x.length(false)
-		if err != nil {
-			return err
-		}
-		s := reflect.MakeSlice(t, n, n)
-		for i := range n {
-			if err := x.into(s.Index(i)); err != nil {
-				return err
-			}
-		}
-		v.Set(s)
-		return nil
-	case reflect.Array:
-		return x.array(c, v)
-	case reflect.Map:
-		return x.mapInto(c, v)
-	case reflect.Struct:
-		return x.structInto(c, v)
-	case reflect.Interface:
-		if t.NumMethod() != 0 {
-			return &mismatch{describe(c), t}
-		}
-		g, err := x.generic()
-		if err == nil && g != nil {
-			v.Set(reflect.ValueOf(g))
-		}
-		return err
-	}
-	return &mismatch{describe(c), t}
-}
-
-func (x decoder) array(c byte, v reflect.Value) error {
-	t := v.Type()
-	if t.Elem().Kind() == reflect.Uint8 {
-		b, err := x.bytes(t)
-		if err == nil && len(b) != t.Len() {
-			err = &mismatch{fmt.Sprintf("%d bytes", len(b)), t}
-		}
-		if err == nil {
-			reflect.Copy(v, reflect.ValueOf(b))
-		}
-		return err
-	}
-	if !isArray(c) {
-		return &mismatch{describe(c), t}
-	}
-	n, err := x.length(false)
-	if err != nil {
-		return err
-	}
-	if n != t.Len() {
-		return &mismatch{fmt.Sprintf("an array of %d", n), t}
-	}
-	for i := range n {
-		if err := x.into(v.Index(i)); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (x decoder) mapInto(c byte, v reflect.Value) error {
-	t := v.Type()
-	if !isMap(c) {
-		return &mismatch{describe(c), t}
-	}
-	n, err := x.length(true)
-	if err != nil {
-		return err
-	}
-	m := reflect.MakeMapWithSize(t, n)
-	for range n {
-		k := reflect.New(t.Key()).Elem()
-		if err := x.into(k); err != nil {
-			return err
-		}
-		e := reflect.New(t.Elem()).Elem()
-		if err := x.into(e); err != nil {
-			return err
-		}
-		m.SetMapIndex(k, e)
-	}
-	v.Set(m)
-	return nil
-}
-
-// structInto decodes a map, by field name, or an array, by field order,
-// into a struct. Keys the struct has no field for are skipped, and fields
-// the data has no key for are left alone, so that a struct may gain and
-// lose fields between the release that stored a value and the one that
-// reads it.
-func (x decoder) structInto(c byte, v reflect.Value) error {
-	t := v.Type()
-	fs := fieldsOf(t)
-	switch {
-	case isArray(c):
-		n, err := x.length(false)
-		if err != nil {
-			return err
-		}
-		for i := range n {
-			if i >= len(fs.list) {
-				if err := x.rd.d.Skip(); err != nil {
-					return err
-				}
-				continue
-			}
-			f, err := fieldAlloc(v, fs.list[i].index)
-			if err == nil {
-				err = x.into(f)
-			}
-			if err != nil {
-				return err
-			}
-		}
-		return nil
-	case !isMap(c):
-		return &mismatch{describe(c), t}
-	}
-	n, err := x.length(true)
-	if err != nil {
-		return err
-	}
-	for range n {
-		kc, err := x.peek()
-		if err != nil {
-			return err
-		}
-		if !msgpcode.IsString(kc) {
-			return &mismatch{"a map with " + describe(kc) + " as a key", t}
-		}
-		key, err := x.rd.key()
-		if err != nil {
-			return err
-		}
-		index, ok := fs.byName[string(key)]
-		if !ok {
-			if err := x.rd.d.Skip(); err != nil {
-				return err
-			}
-			continue
-		}
-		f, err := fieldAlloc(v, index)
-		if err == nil {
-			err = x.into(f)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// fieldAlloc returns the field of struct v at index, allocating the
-// embedded structs on its way that are nil pointers.
-func fieldAlloc(v reflect.Value, index []int) (reflect.Value, error) {
-	for i, n := range index {
-		if i > 0 && v.Kind() == reflect.Pointer {
-			if v.IsNil() {
-				if !v.CanSet() {
-					return v, &mismatch{"a value", v.Type()}
-				}
-				v.Set(reflect.New(v.Type().Elem()))
-			}
-			v = v.Elem()
-		}
-		v = v.Field(n)
-	}
-	if !v.CanSet() {
-		return v, &mismatch{"a value", v.Type()}
-	}
-	return v, nil
-}
-
-// fields is how msgpack names a struct type's fields.
-type fields struct {
-	byName map[string][]int
-	list   []field // in the order msgpack encodes them (for arrays)
-}
-
-type field struct {
-	name  string
-	index []int
-}
-
-var fieldCache sync.Map // reflect.Type -> *fields
-
-func fieldsOf(t reflect.Type) *fields {
-	if fs, ok := fieldCache.Load(t); ok {
-		return fs.(*fields)
-	}
-	fs := &fields{byName: map[string][]int{}}
-	fs.collect(t, nil)
-	fieldCache.Store(t, fs)
-	return fs
-}
-
-// collect adds t's fields under prefix, following msgpack's rules (its
-// getFields): the `msgpack` tag's name or the field's, "-" skips, an alias
-// option adds a second name, and an embedded struct is inlined if it has
-// the inline option, or if it has no name or noinline option, does not
-// decode itself and would shadow no field already named.
-func (fs *fields) collect(t reflect.Type, prefix []int) {
-	for i := range t.NumField() {
-		f := t.Field(i)
-		tag := parseTag(f.Tag.Get("msgpack"))
-		if tag.name == "-" || (f.PkgPath != "" && !f.Anonymous) {
-			continue
-		}
-		index := append(slices.Clip(prefix), i)
-		name := tag.name
-		if name == "" {
-			name = f.Name
-		}
-		if f.Anonymous && !tag.has("noinline") {
-			if inner, ok := inlinable(f.Type); ok {
-				sub := &fields{byName: map[string][]int{}}
-				sub.collect(inner, index)
-				if tag.has("inline") {
-					for _, sf := range sub.list {
-						if fs.byName[sf.name] == nil {
-							fs.add(sf)
-						}
-					}
-					continue
-				}
-				if !fs.shadows(sub) {
-					for _, sf := range sub.list {
-						fs.add(sf)
-					}
-					continue
-				}
-			}
-		}
-		fs.add(field{name, index})
-		if alias, ok := tag.options["alias"]; ok && alias != "" {
-			fs.byName[alias] = index
-		}
-	}
-}
-
-func (fs *fields) add(f field) {
-	fs.byName[f.name] = f.index
-	fs.list = append(fs.list, f)
-}
-
-func (fs *fields) shadows(sub *fields) bool {
-	for _, sf := range sub.list {
-		if fs.byName[sf.name] != nil {
-			return true
-		}
-	}
-	return false
-}
-
-// inlinable returns the struct type an embedded field of type t would be
-// inlined as, if msgpack would.
-func inlinable(t reflect.Type) (reflect.Type, bool) {
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	if t.Kind() != reflect.Struct || t == timeType || selfDecoding(t) {
-		return nil, false
-	}
-	return t, true
-}
-
-// tag is a parsed `msgpack` struct tag: "name,option,key:value".
-type tag struct {
-	name    string
-	options map[string]string
-}
-
-func parseTag(s string) tag {
-	name, rest, _ := strings.Cut(s, ",")
-	t := tag{name: strings.TrimSpace(name)}
-	for opt := range strings.SplitSeq(rest, ",") {
-		if opt = strings.TrimSpace(opt); opt == "" {
-			continue
-		}
-		if t.options == nil {
-			t.options = map[string]string{}
-		}
-		k, v, _ := strings.Cut(opt, ":")
-		t.options[k] = v
-	}
-	return t
-}
-
-func (t tag) has(option string) bool {
-	_, ok := t.options[option]
-	return ok
 }
