@@ -215,12 +215,16 @@ func TestPageViewsCreateNothing(t *testing.T) {
 func TestCounterFloodLimited(t *testing.T) {
 	d := newDemo(t)
 	var codes []int
-	for range 31 {
+	for range 60 {
 		code, _ := d.browser(firefox).post("/count", url.Values{})
 		codes = append(codes, code)
 	}
-	assert.Equal(t, http.StatusOK, codes[29])
-	assert.Equal(t, http.StatusTooManyRequests, codes[30])
+	for i, code := range codes[:30] {
+		assert.Equal(t, http.StatusOK, code, "request %d: within the burst of 30", i)
+	}
+	// The site's clock is real: a token comes back every two seconds, so
+	// a slow run may see a few more pass, never all.
+	assert.Contains(t, codes[30:], http.StatusTooManyRequests)
 	code, body := d.browser(firefox).post("/login", demoLogin)
 	assert.Equal(t, http.StatusOK, code)
 	assert.Contains(t, body, "Account of")

@@ -1,0 +1,5 @@
+//go:build !race
+
+package httpsession_test
+
+const raceEnabled = false
