@@ -37,7 +37,7 @@ func BenchmarkCreateDurable(b *testing.B) {
 					go func() {
 						defer wg.Done()
 						for range n {
-							if _, err := e.Create(CreateOptions{Data: data}); err != nil {
+							if _, err := e.Create(bg, CreateOptions{Data: data}); err != nil {
 								b.Error(err)
 								return
 							}
@@ -46,7 +46,7 @@ func BenchmarkCreateDurable(b *testing.B) {
 				}
 				wg.Wait()
 				b.StopTimer()
-				st := e.Stats().WAL
+				st := e.Stats().Log
 				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "creates/s")
 				if st.Writes > 0 {
 					b.ReportMetric(float64(st.Records)/float64(st.Writes), "records/write")
@@ -78,7 +78,7 @@ func BenchmarkRecoverWAL(b *testing.B) {
 		go func() {
 			defer wg.Done()
 			for range n/2 + w*(n%2) {
-				if _, err := e.Create(CreateOptions{Data: data}); err != nil {
+				if _, err := e.Create(bg, CreateOptions{Data: data}); err != nil {
 					b.Error(err)
 					return
 				}

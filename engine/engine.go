@@ -13,34 +13,51 @@ import (
 	"github.com/sesscache/sesscache/token"
 )
 
+// engShard is one lock stripe with what the engine keeps beside it.
+type engShard struct {
+	shard.Shard
+	// pending holds the keys of records a write has logged but not yet
+	// applied (see commit), by their write. Guarded by the shard's lock.
+	pending map[shard.Key]*txn
+	// resolved is signalled, with the shard's lock as its locker, when a
+	// pending write is applied or abandoned.
+	resolved sync.Cond
+}
+
 // paddedShard keeps two shards off each other's cache lines (128 bytes
 // covers the adjacent-line prefetcher too).
 type paddedShard struct {
-	shard.Shard
-	_ [128 - unsafe.Sizeof(shard.Shard{})%128]byte
+	engShard
+	_ [128 - unsafe.Sizeof(engShard{})%128]byte
 }
 
 // Engine is a session store. All methods are safe for concurrent use.
 type Engine struct {
 	// Read on every call; written only by Open and Close.
-	shards []paddedShard
-	mask   uint64
-	clock  *Clock
-	closed atomic.Bool
-	opts   Options
+	shards   []paddedShard
+	mask     uint64
+	clock    *Clock
+	ownClock bool
+	closed   atomic.Bool
+	opts     Options
 
-	live  atomic.Int64 // sessions, for MaxSessions and Len
+	live  atomic.Int64 // sessions, for MaxSessions and Len; creations reserve ahead
+	anon  atomic.Int64 // anonymous sessions, likewise
+	stamp atomic.Int64 // the last time nextStamp handed out
 	users userIndex
 	stats counters
 
 	jr          *journal // nil in memory
+	deferApply  bool     // writes reach memory only once the log holds them (see commit)
 	recovery    RecoveryStats
 	signer      *token.Signer // nil: unsigned IDs
-	sealer      *sealer       // nil: data in the clear on disk
-	openScratch []byte        // replay's buffer for opening sealed data
+	sealer      *sealer       // nil: records in the clear on disk
+	openScratch []byte        // replay's buffer for opening sealed records
 
-	stop chan struct{}
-	wg   sync.WaitGroup
+	nextReap atomic.Int64  // unix s at which the janitor means to reap next
+	wake     chan struct{} // tells the janitor to look again now
+	stop     chan struct{}
+	wg       sync.WaitGroup
 }
 
 // Open returns a running engine configured by opts.
@@ -54,15 +71,19 @@ func Open(opts Options) (*Engine, error) {
 		mask:   uint64(o.Shards - 1),
 		clock:  o.Clock,
 		opts:   o,
+		wake:   make(chan struct{}, 1),
 		stop:   make(chan struct{}),
 	}
 	var seed [8]byte
 	for i := range e.shards {
 		_, _ = rand.Read(seed[:])
-		e.shards[i].Init(binary.LittleEndian.Uint64(seed[:]))
+		s := &e.shards[i]
+		s.Init(binary.LittleEndian.Uint64(seed[:]))
+		s.pending = make(map[shard.Key]*txn)
+		s.resolved.L = &s.Shard
 	}
 	e.users.init(o.Shards)
-	e.stats.hits.init()
+	e.stats.init()
 	if len(o.SigningKeys) > 0 {
 		if e.signer, err = token.NewSigner(o.SigningKeys...); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
@@ -71,10 +92,10 @@ func Open(opts Options) (*Engine, error) {
 	if e.sealer, err = newSealer(o.EncryptionKeys); err != nil {
 		return nil, err
 	}
-	ownClock := e.clock == nil
-	if ownClock {
+	e.ownClock = e.clock == nil
+	if e.ownClock {
 		e.clock = new(Clock)
-		e.clock.Set(time.Now())
+		e.clock.ns.Store(time.Now().UnixNano() &^ asleep)
 	}
 	if o.Dir != "" {
 		if err := e.openJournal(); err != nil {
@@ -82,7 +103,7 @@ func Open(opts Options) (*Engine, error) {
 		}
 	}
 	e.wg.Add(1)
-	go e.janitor(ownClock)
+	go e.janitor()
 	if e.jr != nil && !o.manualReap {
 		e.wg.Add(1)
 		go e.snapshotLoop()
@@ -92,9 +113,9 @@ func Open(opts Options) (*Engine, error) {
 
 // Close stops the engine's goroutines and, for a persistent engine, writes a
 // final snapshot if Options.SnapshotOnClose, writes and fsyncs the log and
-// releases the data directory. It returns the first
-// error. Later calls return ErrClosed, as does every other method once Close
-// has begun; writes already under way finish or fail with ErrClosed.
+// releases the data directory. It returns the first error. Later calls
+// return ErrClosed, as does every other method once Close has begun; writes
+// already under way finish or fail with ErrClosed.
 func (e *Engine) Close() error {
 	if e.closed.Swap(true) {
 		return ErrClosed
@@ -107,91 +128,52 @@ func (e *Engine) Close() error {
 // shardOf returns the shard for a key hash. The low 16 bits pick it, so a
 // session recovered from disk, which carries those bits as its hint, lands
 // in the shard its ID hashes to.
-func (e *Engine) shardOf(h uint64) (*shard.Shard, int) {
+func (e *Engine) shardOf(h uint64) (*engShard, int) {
 	i := int(h & e.mask)
-	return &e.shards[i].Shard, i
+	return &e.shards[i].engShard, i
 }
 
 // Now returns the engine's coarse clock: the time it judges deadlines by.
-func (e *Engine) Now() time.Time { return time.Unix(0, e.clock.nanos()) }
+func (e *Engine) Now() time.Time { return time.Unix(0, e.now()) }
 
 // Len returns the number of sessions, including any past their deadline that
-// the janitor has not reaped yet.
+// the janitor has not reaped yet, and, for a moment, sessions being created.
 func (e *Engine) Len() int { return int(e.live.Load()) }
 
-// Stats returns the engine's counters.
-func (e *Engine) Stats() Stats {
-	st := Stats{
-		Live:    e.Len(),
-		Hits:    e.stats.hits.load(),
-		Misses:  e.stats.misses.Load(),
-		Expired: e.stats.expired.Load(),
-		Created: e.stats.created.Load(),
-		Deleted: e.stats.deleted.Load(),
-
-		BindingMismatches: e.stats.mismatches.Load(),
-		ShardSizes:        make([]int, len(e.shards)),
-	}
-	for i := range e.shards {
-		st.ShardSizes[i] = e.shards[i].Len()
+// writable returns the error every write returns up front: ErrClosed, or
+// ErrReadOnly once the log has failed.
+func (e *Engine) writable() error {
+	if e.closed.Load() {
+		return ErrClosed
 	}
 	if e.jr != nil {
-		st.WAL = e.jr.log.Stats()
-		st.Recovery = e.recovery
-		st.Snapshot = e.snapshotStats()
+		if err := e.jr.log.Err(); err != nil {
+			return fmt.Errorf("%w: %w", ErrReadOnly, err)
+		}
 	}
-	return st
+	return nil
 }
 
-// janitor advances the engine's own clock and reaps expired sessions, one
-// shard at a time with a bounded budget per visit, until Close.
-func (e *Engine) janitor(ownClock bool) {
-	defer e.wg.Done()
-	t := time.NewTicker(e.opts.ClockResolution)
-	defer t.Stop()
+// nextStamp returns a time no earlier than now and later than every time it
+// returned before, so that creation and authentication times order sessions
+// strictly even within one tick of the coarse clock.
+func (e *Engine) nextStamp(now int64) int64 {
 	for {
-		select {
-		case <-e.stop:
-			return
-		case <-t.C:
-			if ownClock {
-				e.clock.Set(time.Now())
-			}
-			if !e.opts.manualReap {
-				e.reap()
-			}
+		last := e.stamp.Load()
+		t := max(now, last+1)
+		if e.stamp.CompareAndSwap(last, t) {
+			return t
 		}
 	}
 }
 
-// reap visits every shard once, removing at most ReapBudget entries from
-// each. A backlog drains over successive ticks, never by holding a lock long.
-func (e *Engine) reap() int {
-	now := e.clock.nanos()
-	total := 0
-	for i := range e.shards {
-		s := &e.shards[i].Shard
-		s.Lock()
-		n, _ := s.PopExpired(now, e.opts.ReapBudget, func(r shard.Rec) {
-			e.forget(i, r)
-			if r.Flags()&shard.FlagAlias == 0 {
-				e.stats.expired.Add(1)
-			}
-		})
-		s.Unlock()
-		total += n
+// satAdd returns a+b, saturating instead of overflowing.
+func satAdd(a, b int64) int64 {
+	if s := a + b; (s > a) == (b > 0) {
+		return s
 	}
-	return total
-}
-
-// forget updates the engine's books for a record about to leave shard i.
-// Caller holds the shard's lock.
-func (e *Engine) forget(i int, r shard.Rec) {
-	if r.Flags()&shard.FlagAlias != 0 {
-		return
+	if b > 0 {
+		return 1<<63 - 1
 	}
-	e.live.Add(-1)
-	if u := r.UserID(); u != "" {
-		e.users.remove(u, r.Key())
-	}
+	return -1 << 63
 }

@@ -45,7 +45,7 @@ func fixture(b *testing.B) (*Engine, []string) {
 		data := make([]byte, benchData)
 		data[0] = 1
 		for i := range fixtureIDs {
-			s, err := e.Create(CreateOptions{Data: data})
+			s, err := e.Create(bg, CreateOptions{Data: data})
 			if err != nil {
 				panic(err)
 			}
@@ -179,7 +179,7 @@ func BenchmarkUpdate(b *testing.B) {
 	e, ids := fixture(b)
 	data := make([]byte, benchData)
 	runKeys(b, zipfSeq, func(i uint32) {
-		if _, err := e.Update(ids[i], 0, func(Session) ([]byte, error) { return data, nil }); err != nil {
+		if _, err := e.Update(bg, ids[i], 0, func(Session) ([]byte, error) { return data, nil }); err != nil {
 			b.Fatal(err)
 		}
 	})
@@ -191,7 +191,7 @@ func BenchmarkMix90Get10Update(b *testing.B) {
 	var ctr atomic.Uint32
 	runKeys(b, zipfSeq, func(i uint32) {
 		if ctr.Add(1)%10 == 0 {
-			if _, err := e.Update(ids[i], 0, func(Session) ([]byte, error) { return data, nil }); err != nil {
+			if _, err := e.Update(bg, ids[i], 0, func(Session) ([]byte, error) { return data, nil }); err != nil {
 				b.Fatal(err)
 			}
 			return
@@ -212,7 +212,7 @@ func BenchmarkCreate(b *testing.B) {
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if _, err := e.Create(CreateOptions{Data: data}); err != nil {
+			if _, err := e.Create(bg, CreateOptions{Data: data}); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -230,7 +230,7 @@ func BenchmarkMemory(b *testing.B) {
 		}
 		data := make([]byte, benchData)
 		for range benchSessions {
-			if _, err := e.Create(CreateOptions{Data: data}); err != nil {
+			if _, err := e.Create(bg, CreateOptions{Data: data}); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"runtime"
 	"strings"
@@ -17,6 +18,9 @@ import (
 )
 
 var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// bg is the context the tests' writes run under.
+var bg = context.Background()
 
 // open returns an engine on a manual clock that reaps only when the test
 // calls reap, closed when the test ends.
@@ -34,7 +38,7 @@ func open(t testing.TB, o Options) (*Engine, *Clock) {
 
 func mustCreate(t testing.TB, e *Engine, o CreateOptions) Session {
 	t.Helper()
-	s, err := e.Create(o)
+	s, err := e.Create(bg, o)
 	require.NoError(t, err)
 	return s
 }
@@ -101,14 +105,14 @@ func TestErrorsNeverContainTheID(t *testing.T) {
 	e, clock := open(t, Options{MaxDataSize: 4})
 	s := mustCreate(t, e, CreateOptions{})
 	errs := []error{}
-	_, err := e.Update(s.ID(), 0, setData("too large"))
+	_, err := e.Update(bg, s.ID(), 0, setData("too large"))
 	errs = append(errs, err)
-	_, err = e.Update(s.ID(), 99, setData("x"))
+	_, err = e.Update(bg, s.ID(), 99, setData("x"))
 	errs = append(errs, err)
 	clock.Advance(time.Hour)
 	_, err = e.Get(s.ID())
 	errs = append(errs, err)
-	err = e.Delete(s.ID())
+	err = e.Delete(bg, s.ID())
 	errs = append(errs, err)
 	_, err = e.Get(s.ID()[:10])
 	errs = append(errs, err)
@@ -137,7 +141,7 @@ func TestIdleExpiryAndSlidingTouch(t *testing.T) {
 	assert.ErrorIs(t, err, ErrExpired)
 	assert.ErrorIs(t, err, ErrNotFound, "expired also matches not found")
 	assert.Equal(t, 1, e.Len(), "invisible before the janitor reaps it")
-	assert.Equal(t, 1, e.reap())
+	assert.Equal(t, 1, e.reapNow())
 	assert.Equal(t, 0, e.Len())
 	_, err = e.Get(s.ID())
 	assert.ErrorIs(t, err, ErrNotFound)
@@ -174,7 +178,7 @@ func TestPerSessionTimeouts(t *testing.T) {
 	_, err = e.Get(normal.ID())
 	assert.NoError(t, err)
 
-	_, err = e.Create(CreateOptions{IdleTimeout: -time.Second})
+	_, err = e.Create(bg, CreateOptions{IdleTimeout: -time.Second})
 	assert.ErrorIs(t, err, ErrInvalid)
 }
 
@@ -185,11 +189,11 @@ func TestTouchedSessionIsRepushedNotReaped(t *testing.T) {
 	_, err := e.Get(s.ID())
 	require.NoError(t, err)
 	clock.Advance(5 * time.Minute) // past the deadline the heap holds
-	assert.Equal(t, 0, e.reap(), "the janitor re-pushes a touched session")
+	assert.Equal(t, 0, e.reapNow(), "the janitor re-pushes a touched session")
 	_, err = e.Get(s.ID())
 	require.NoError(t, err)
 	clock.Advance(11 * time.Minute)
-	assert.Equal(t, 1, e.reap())
+	assert.Equal(t, 1, e.reapNow())
 }
 
 func TestReapingIsBudgeted(t *testing.T) {
@@ -198,10 +202,10 @@ func TestReapingIsBudgeted(t *testing.T) {
 		mustCreate(t, e, CreateOptions{})
 	}
 	clock.Advance(2 * time.Minute)
-	assert.Equal(t, 10, e.reap(), "one visit removes at most the budget")
-	assert.Equal(t, 10, e.reap())
-	assert.Equal(t, 10, e.reap())
-	assert.Equal(t, 5, e.reap())
+	assert.Equal(t, 10, e.reapNow(), "one visit removes at most the budget")
+	assert.Equal(t, 10, e.reapNow())
+	assert.Equal(t, 10, e.reapNow())
+	assert.Equal(t, 5, e.reapNow())
 	assert.Equal(t, 0, e.Len())
 }
 
@@ -221,7 +225,7 @@ func TestUpdate(t *testing.T) {
 	s := mustCreate(t, e, CreateOptions{UserID: "u", Data: []byte("v1")})
 	clock.Advance(time.Minute)
 	var seen []byte
-	u, err := e.Update(s.ID(), 0, func(cur Session) ([]byte, error) {
+	u, err := e.Update(bg, s.ID(), 0, func(cur Session) ([]byte, error) {
 		seen = cur.Data()
 		return append(cur.DataCopy(), "+v2"...), nil
 	})
@@ -257,7 +261,7 @@ func TestUpdateErrorsLeaveStateAsItWas(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := e.Update(c.id, c.version, c.fn)
+			_, err := e.Update(bg, c.id, c.version, c.fn)
 			assert.ErrorIs(t, err, c.want)
 			got, err := e.Get(s.ID())
 			require.NoError(t, err)
@@ -266,7 +270,7 @@ func TestUpdateErrorsLeaveStateAsItWas(t *testing.T) {
 		})
 	}
 	clock.Advance(time.Hour)
-	_, err := e.Update(s.ID(), 0, setData("x"))
+	_, err := e.Update(bg, s.ID(), 0, setData("x"))
 	assert.ErrorIs(t, err, ErrExpired)
 }
 
@@ -289,7 +293,7 @@ func TestUpdateCompareAndSwap(t *testing.T) {
 						return
 					}
 					n := int(cur.Data()[0]) | int(cur.Data()[1])<<8
-					_, err = e.Update(s.ID(), cur.Version(), setData(string([]byte{byte(n + 1), byte((n + 1) >> 8)})))
+					_, err = e.Update(bg, s.ID(), cur.Version(), setData(string([]byte{byte(n + 1), byte((n + 1) >> 8)})))
 					if errors.Is(err, ErrVersionConflict) {
 						conflicts.Store(w, true)
 						continue
@@ -317,12 +321,12 @@ func TestUpdateWithoutVersionRetries(t *testing.T) {
 	e, _ := open(t, Options{})
 	s := mustCreate(t, e, CreateOptions{Data: []byte("a")})
 	calls := 0
-	_, err := e.Update(s.ID(), 0, func(cur Session) ([]byte, error) {
+	_, err := e.Update(bg, s.ID(), 0, func(cur Session) ([]byte, error) {
 		calls++
 		if calls == 1 {
 			// Another writer gets in first; fn may call the engine because
 			// it runs without a lock.
-			_, err := e.Update(s.ID(), 0, func(c Session) ([]byte, error) {
+			_, err := e.Update(bg, s.ID(), 0, func(c Session) ([]byte, error) {
 				return append(c.DataCopy(), 'b'), nil
 			})
 			require.NoError(t, err)
@@ -340,16 +344,16 @@ func TestUpdateWithoutVersionRetries(t *testing.T) {
 func TestDelete(t *testing.T) {
 	e, clock := open(t, Options{})
 	s := mustCreate(t, e, CreateOptions{UserID: "u"})
-	require.NoError(t, e.Delete(s.ID()))
+	require.NoError(t, e.Delete(bg, s.ID()))
 	_, err := e.Get(s.ID())
 	assert.ErrorIs(t, err, ErrNotFound)
-	assert.ErrorIs(t, e.Delete(s.ID()), ErrNotFound)
+	assert.ErrorIs(t, e.Delete(bg, s.ID()), ErrNotFound)
 	assert.Equal(t, 0, e.Len())
 	assert.Equal(t, 0, e.users.count("u"))
 
 	old := mustCreate(t, e, CreateOptions{})
 	clock.Advance(time.Hour)
-	assert.ErrorIs(t, e.Delete(old.ID()), ErrExpired)
+	assert.ErrorIs(t, e.Delete(bg, old.ID()), ErrExpired)
 	assert.Equal(t, 0, e.Len(), "removed all the same")
 }
 
@@ -357,7 +361,7 @@ func TestRotate(t *testing.T) {
 	e, clock := open(t, Options{})
 	s := mustCreate(t, e, CreateOptions{UserID: "alice", Data: []byte("d")})
 	clock.Advance(time.Minute)
-	r, err := e.Rotate(s.ID())
+	r, err := e.Rotate(bg, s.ID())
 	require.NoError(t, err)
 	assert.NotEqual(t, s.ID(), r.ID())
 	assert.Equal(t, []byte("d"), r.Data())
@@ -374,7 +378,7 @@ func TestRotate(t *testing.T) {
 	assert.Equal(t, 1, e.Len())
 	assert.Equal(t, 1, e.users.count("alice"))
 
-	_, err = e.Rotate(s.ID())
+	_, err = e.Rotate(bg, s.ID())
 	assert.ErrorIs(t, err, ErrNotFound)
 }
 
@@ -387,7 +391,7 @@ func TestRevokeUser(t *testing.T) {
 	bob := mustCreate(t, e, CreateOptions{UserID: "bob"})
 	anon := mustCreate(t, e, CreateOptions{})
 
-	n, err := e.RevokeUser("alice")
+	n, err := e.RevokeUser(bg, "alice")
 	require.NoError(t, err)
 	assert.Equal(t, 50, n)
 	for _, s := range alice {
@@ -399,10 +403,10 @@ func TestRevokeUser(t *testing.T) {
 		assert.NoError(t, err)
 	}
 	assert.Equal(t, 2, e.Len())
-	n, err = e.RevokeUser("alice")
+	n, err = e.RevokeUser(bg, "alice")
 	require.NoError(t, err)
 	assert.Equal(t, 0, n)
-	_, err = e.RevokeUser("")
+	_, err = e.RevokeUser(bg, "")
 	assert.ErrorIs(t, err, ErrInvalid)
 }
 
@@ -428,7 +432,7 @@ func TestRevokeUserRacesRotate(t *testing.T) {
 				<-start
 				id := ids[i]
 				for range 5 {
-					r, err := e.Rotate(id)
+					r, err := e.Rotate(bg, id)
 					if err != nil {
 						assert.ErrorIs(t, err, ErrNotFound)
 						break
@@ -439,7 +443,7 @@ func TestRevokeUserRacesRotate(t *testing.T) {
 			}()
 		}
 		close(start)
-		_, err := e.RevokeUser("victim")
+		_, err := e.RevokeUser(bg, "victim")
 		require.NoError(t, err)
 		wg.Wait()
 		for i, id := range latest {
@@ -455,9 +459,9 @@ func TestRevokeUserRacesRotate(t *testing.T) {
 
 func TestLimits(t *testing.T) {
 	e, _ := open(t, Options{MaxSessions: 3, MaxDataSize: 10, MaxUserIDSize: 5})
-	_, err := e.Create(CreateOptions{Data: bytes.Repeat([]byte("x"), 11)})
+	_, err := e.Create(bg, CreateOptions{Data: bytes.Repeat([]byte("x"), 11)})
 	assert.ErrorIs(t, err, ErrTooLarge)
-	_, err = e.Create(CreateOptions{UserID: "sixsix"})
+	_, err = e.Create(bg, CreateOptions{UserID: "sixsix"})
 	assert.ErrorIs(t, err, ErrTooLarge)
 	assert.Equal(t, 0, e.Len(), "a refused create stores nothing")
 
@@ -465,10 +469,10 @@ func TestLimits(t *testing.T) {
 	for range 3 {
 		ss = append(ss, mustCreate(t, e, CreateOptions{}))
 	}
-	_, err = e.Create(CreateOptions{})
+	_, err = e.Create(bg, CreateOptions{})
 	assert.ErrorIs(t, err, ErrFull)
 	assert.Equal(t, 3, e.Len())
-	require.NoError(t, e.Delete(ss[0].ID()))
+	require.NoError(t, e.Delete(bg, ss[0].ID()))
 	mustCreate(t, e, CreateOptions{})
 }
 
@@ -495,26 +499,35 @@ func TestOptionsValidation(t *testing.T) {
 	assert.Equal(t, 24*time.Hour, o.AbsoluteTimeout)
 }
 
-func TestRange(t *testing.T) {
+func TestAll(t *testing.T) {
 	e, clock := open(t, Options{IdleTimeout: time.Minute})
-	want := map[string]bool{}
+	want := map[Handle]string{}
 	for range 20 {
-		want[mustCreate(t, e, CreateOptions{IdleTimeout: time.Hour}).ID()] = true
+		s := mustCreate(t, e, CreateOptions{IdleTimeout: time.Hour, Label: "l"})
+		want[s.Handle()] = s.ID()
 	}
-	mustCreate(t, e, CreateOptions{}) // expires before Range
+	mustCreate(t, e, CreateOptions{}) // expires before All
 	clock.Advance(2 * time.Minute)
-	got := map[string]bool{}
-	require.NoError(t, e.Range(func(s Session) bool {
-		got[s.ID()] = true
-		// Range holds no lock while calling fn.
-		_, err := e.Get(s.ID())
+	got := map[Handle]bool{}
+	for h, s := range e.All() {
+		assert.Empty(t, s.ID(), "a listing never hands out tokens")
+		assert.Equal(t, h, s.Handle())
+		assert.Equal(t, "l", s.Label())
+		got[h] = true
+		// All holds no lock while the loop body runs.
+		_, err := e.Get(want[h])
 		assert.NoError(t, err)
-		return true
-	}))
-	assert.Equal(t, want, got)
+	}
+	assert.Len(t, got, len(want))
+	for h := range want {
+		assert.True(t, got[h])
+	}
 
 	calls := 0
-	require.NoError(t, e.Range(func(Session) bool { calls++; return false }))
+	for range e.All() {
+		calls++
+		break
+	}
 	assert.Equal(t, 1, calls)
 }
 
@@ -527,7 +540,7 @@ func TestStats(t *testing.T) {
 		require.NoError(t, err)
 	}
 	_, _ = e.Get(token.New().String())
-	require.NoError(t, e.Delete(b.ID()))
+	require.NoError(t, e.Delete(bg, b.ID()))
 	st := e.Stats()
 	assert.Equal(t, 1, st.Live)
 	assert.Equal(t, uint64(3), st.Hits)
@@ -555,16 +568,16 @@ func TestClose(t *testing.T) {
 
 	_, err = e.Get(s.ID())
 	assert.ErrorIs(t, err, ErrClosed)
-	_, err = e.Create(CreateOptions{})
+	_, err = e.Create(bg, CreateOptions{})
 	assert.ErrorIs(t, err, ErrClosed)
-	_, err = e.Update(s.ID(), 0, setData("x"))
+	_, err = e.Update(bg, s.ID(), 0, setData("x"))
 	assert.ErrorIs(t, err, ErrClosed)
-	assert.ErrorIs(t, e.Delete(s.ID()), ErrClosed)
-	_, err = e.Rotate(s.ID())
+	assert.ErrorIs(t, e.Delete(bg, s.ID()), ErrClosed)
+	_, err = e.Rotate(bg, s.ID())
 	assert.ErrorIs(t, err, ErrClosed)
-	_, err = e.RevokeUser("u")
+	_, err = e.RevokeUser(bg, "u")
 	assert.ErrorIs(t, err, ErrClosed)
-	assert.ErrorIs(t, e.Range(func(Session) bool { return true }), ErrClosed)
+	assert.Empty(t, e.sessions(), "a closed engine yields nothing")
 }
 
 func goroutineStacks() string {

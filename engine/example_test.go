@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log"
@@ -16,7 +17,7 @@ func Example() {
 	}
 	defer store.Close()
 
-	s, err := store.Create(engine.CreateOptions{UserID: "alice", Data: []byte("theme=dark")})
+	s, err := store.Create(context.Background(), engine.CreateOptions{UserID: "alice", Data: []byte("theme=dark")})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -32,10 +33,10 @@ func Example() {
 func ExampleEngine_Update() {
 	store, _ := engine.Open(engine.Options{})
 	defer store.Close()
-	s, _ := store.Create(engine.CreateOptions{Data: []byte("1")})
+	s, _ := store.Create(context.Background(), engine.CreateOptions{Data: []byte("1")})
 
 	// Read-modify-write: fn may run again if another write lands first.
-	s, err := store.Update(s.ID(), 0, func(cur engine.Session) ([]byte, error) {
+	s, err := store.Update(context.Background(), s.ID(), 0, func(cur engine.Session) ([]byte, error) {
 		return append(cur.DataCopy(), '+'), nil
 	})
 	if err != nil {
@@ -44,7 +45,7 @@ func ExampleEngine_Update() {
 	fmt.Println(string(s.Data()), s.Version())
 
 	// Compare-and-swap: apply only if nobody wrote since version 1.
-	_, err = store.Update(s.ID(), 1, func(engine.Session) ([]byte, error) { return []byte("stale"), nil })
+	_, err = store.Update(context.Background(), s.ID(), 1, func(engine.Session) ([]byte, error) { return []byte("stale"), nil })
 	fmt.Println(errors.Is(err, engine.ErrVersionConflict))
 	// Output:
 	// 1+ 2
@@ -54,11 +55,11 @@ func ExampleEngine_Update() {
 func ExampleEngine_Rotate() {
 	store, _ := engine.Open(engine.Options{})
 	defer store.Close()
-	anon, _ := store.Create(engine.CreateOptions{Data: []byte("cart=3")})
+	anon, _ := store.Create(context.Background(), engine.CreateOptions{Data: []byte("cart=3")})
 
 	// After login, move the session to a fresh ID so that an ID planted or
 	// seen before login is worthless.
-	s, err := store.Rotate(anon.ID())
+	s, err := store.Rotate(context.Background(), anon.ID())
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -70,11 +71,11 @@ func ExampleEngine_Rotate() {
 func ExampleEngine_RevokeUser() {
 	store, _ := engine.Open(engine.Options{})
 	defer store.Close()
-	phone, _ := store.Create(engine.CreateOptions{UserID: "bob"})
-	laptop, _ := store.Create(engine.CreateOptions{UserID: "bob"})
+	phone, _ := store.Create(context.Background(), engine.CreateOptions{UserID: "bob"})
+	laptop, _ := store.Create(context.Background(), engine.CreateOptions{UserID: "bob"})
 
 	// "Log out everywhere", or a password change.
-	n, _ := store.RevokeUser("bob")
+	n, _ := store.RevokeUser(context.Background(), "bob")
 	_, err1 := store.Get(phone.ID())
 	_, err2 := store.Get(laptop.ID())
 	fmt.Println(n, errors.Is(err1, engine.ErrNotFound), errors.Is(err2, engine.ErrNotFound))
@@ -85,7 +86,7 @@ func ExampleNewManualClock() {
 	clock := engine.NewManualClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	store, _ := engine.Open(engine.Options{Clock: clock, IdleTimeout: 10 * time.Minute})
 	defer store.Close()
-	s, _ := store.Create(engine.CreateOptions{})
+	s, _ := store.Create(context.Background(), engine.CreateOptions{})
 
 	clock.Advance(11 * time.Minute)
 	_, err := store.Get(s.ID())

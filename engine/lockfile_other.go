@@ -3,12 +3,15 @@
 package engine
 
 import (
+	"fmt"
 	"os"
-	"path/filepath"
+	"runtime"
 )
 
-// lockDir on systems without flock only creates the lock file: there, two
-// processes opening one directory are not detected.
+// lockDir refuses: without flock this build cannot keep a second process
+// from opening the same directory and interleaving its writes with ours,
+// which would corrupt the log. Run in memory (no Options.Dir) here.
 func lockDir(dir string) (*os.File, error) {
-	return os.OpenFile(filepath.Join(dir, "LOCK"), os.O_RDWR|os.O_CREATE, 0o600)
+	return nil, fmt.Errorf("%w: persistence (Options.Dir) needs a file lock this build does not have on %s",
+		ErrInvalid, runtime.GOOS)
 }

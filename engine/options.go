@@ -13,33 +13,57 @@ import (
 
 // SyncPolicy says when a write returns relative to the disk, in the terms of
 // Redis's appendfsync. See the constants.
-type SyncPolicy = wal.SyncPolicy
+type SyncPolicy uint8
 
 // Sync policies. Whatever the policy, the log's order for any one session is
-// the order in which memory saw the writes, and recovery never revives an
-// expired session.
+// the order in which memory saw the writes, a write becomes visible to
+// readers only once the log holds it as the policy says (so a write that
+// fails leaves no trace), and recovery never revives an expired session.
+// Removals (Delete, RevokeUser, RevokeOthers, RevokeSession) wait for an
+// fsync under every policy: a logout survives a power cut.
 const (
 	// SyncEverySecond, the default: a write returns once its log record is
 	// handed to the operating system, and the log is fsynced every second.
 	// A process crash loses nothing that was acknowledged; a power cut or
-	// kernel crash loses at most about the last second.
-	SyncEverySecond = wal.SyncEverySecond
+	// kernel crash loses at most about the last second of writes other
+	// than removals.
+	SyncEverySecond SyncPolicy = iota
 	// SyncAlways: a write returns after an fsync covers its record; many
 	// concurrent writers share one fsync (group commit). Nothing that was
 	// acknowledged is lost, even to a power cut.
-	SyncAlways = wal.SyncAlways
+	SyncAlways
 	// SyncNo: a write returns at once and the operating system decides when
 	// to write. A process crash can lose the writes of the last moments.
-	SyncNo = wal.SyncNo
+	SyncNo
 )
+
+// String returns Redis's name for the policy: everysec, always or no.
+func (p SyncPolicy) String() string { return p.wal().String() }
+
+func (p SyncPolicy) wal() wal.SyncPolicy {
+	switch p {
+	case SyncAlways:
+		return wal.SyncAlways
+	case SyncNo:
+		return wal.SyncNo
+	}
+	return wal.SyncEverySecond
+}
+
+// FS is the file system under a persistent engine's data directory: its
+// log and snapshots. It exists for fault-injection tests (see package
+// wal/waltest, whose FS simulates failed writes and fsyncs and power cuts);
+// nil means the operating system's.
+type FS = wal.FS
 
 // Options configures an Engine. The zero value is a safe, fast in-memory
 // store; every field documents its default.
 type Options struct {
 	// Dir turns persistence on: the engine logs every write to a write-ahead
 	// log under Dir and recovers from it on Open. Empty means in memory
-	// only. The directory is created (mode 0700) if missing and locked
-	// against a second engine.
+	// only. The directory is created with mode 0700 if missing, tightened
+	// to 0700 (with a warning) if it is open to others, and locked against
+	// a second engine.
 	Dir string
 
 	// Sync is the durability policy of a persistent engine. Default
@@ -49,10 +73,17 @@ type Options struct {
 	// SegmentSize is the size of a log segment file. Default 64 MiB.
 	SegmentSize int64
 
-	// SkipDamaged makes recovery skip the rest of a damaged log segment,
-	// with a logged warning, instead of failing Open with ErrCorrupt. The
-	// records after the damage in that segment are lost. A torn write at
-	// the very end of the log is always repaired, with or without it.
+	// SkipDamaged makes recovery go on past damage in the log (a damaged
+	// segment's rest is skipped, a missing newest segment is done without)
+	// instead of failing Open with ErrCorrupt. What the skipped records did
+	// is unknown, so recovery drops every session that no record after the
+	// damage shows alive: it never revives a session the skipped records
+	// may have deleted, revoked or rotated away. Users may be logged out;
+	// none is let back in. The damaged segments are moved into
+	// "wal/quarantine" and a snapshot seals the gap, so that the next Open,
+	// with or without SkipDamaged, succeeds. RecoveryStats says what was
+	// skipped and dropped. A torn write at the very end of the log is
+	// always repaired, with or without it.
 	SkipDamaged bool
 
 	// TouchLogInterval is how far the last access must move before a Get
@@ -83,9 +114,9 @@ type Options struct {
 	// slog.Default(). Session IDs are never logged.
 	Logger *slog.Logger
 
-	// FS replaces the file system under the log, for fault-injection tests
-	// (see package wal/waltest). Nil means the operating system's.
-	FS wal.FS
+	// FS replaces the file system under the data directory, for
+	// fault-injection tests. Nil means the operating system's.
+	FS FS
 
 	// SigningKeys turns on signed tokens: each ID is issued with an
 	// HMAC-SHA256 tag, and a token whose tag does not verify is rejected as
@@ -94,21 +125,26 @@ type Options struct {
 	// the old one after the absolute timeout. Keys are at least 32 bytes.
 	SigningKeys [][]byte
 
-	// EncryptionKeys turns on encryption at rest: session data in log and
-	// snapshot files is sealed with AES-256-GCM under the first key, and
-	// opened with whichever key its record names, so keys rotate the same
-	// way. Recovery fails with ErrEncryptionKey if a needed key is missing
-	// or wrong. Memory holds plaintext.
+	// EncryptionKeys turns on encryption at rest: every session record in
+	// log and snapshot files is sealed with AES-256-GCM under the first
+	// key, its owner, label, deadlines and other metadata together with its
+	// data, so a record edited on disk fails to open rather than load.
+	// Records open with whichever key they name, so keys rotate the same
+	// way as signing keys. Recovery fails with ErrEncryptionKey if a needed
+	// key is missing or a record does not open. Memory holds plaintext.
 	EncryptionKeys []EncryptionKey
 
-	// RotateGrace keeps the old ID of a rotated session working, read-only,
-	// for this long, so that requests already in flight with it succeed
-	// (Session.Rotated reports it). Zero: the old ID stops at once.
-	// Grace entries are not logged; a restart ends them early.
+	// RotateGrace keeps the old ID of a session rotated without a change
+	// of privilege (Rotate; see RotateOptions.Privileged) readable for this
+	// long, so that requests already in flight with it still read the
+	// session. Such reads are read-only and anonymous and never learn the
+	// new ID (see Session.Rotated). Zero, the default: the old ID stops at
+	// once. Grace entries are not logged; a restart ends them early.
 	RotateGrace time.Duration
 
-	// MaxSessionsPerUser caps the sessions one owner may hold; creating one
-	// more deletes that owner's oldest. Zero means no cap.
+	// MaxSessionsPerUser caps the sessions one owner may hold; creating or
+	// logging in one more ends that owner's session that authenticated
+	// longest ago, in the same atomic step. Zero means no cap.
 	MaxSessionsPerUser int
 
 	// IdleTimeout ends a session that has not been used for this long.
@@ -116,12 +152,21 @@ type Options struct {
 	IdleTimeout time.Duration
 
 	// AbsoluteTimeout ends a session this long after its creation, however
-	// active. Default 24 hours. A session may override it at creation.
+	// active: the user must authenticate again. Default 12 hours (ASVS
+	// 3.3.2). A session may override it at creation.
 	AbsoluteTimeout time.Duration
 
-	// MaxSessions caps the number of sessions; Create returns ErrFull beyond
-	// it. Zero means no cap.
+	// MaxSessions caps the number of sessions. Anonymous sessions never
+	// keep an authenticated one out: at the cap, a Create evicts the least
+	// recently used anonymous session (approximately: the best of a
+	// sample, as Redis's LRU does), and returns ErrFull only if every
+	// session is authenticated. Zero means no cap.
 	MaxSessions int
+
+	// MaxAnonymousSessions caps anonymous sessions on their own: at the
+	// cap, creating one more evicts the least recently used anonymous
+	// session (approximately, as above). Zero means no separate cap.
+	MaxAnonymousSessions int
 
 	// MaxDataSize caps a session's data in bytes; larger writes return
 	// ErrTooLarge. Default 64 KiB.
@@ -130,6 +175,9 @@ type Options struct {
 	// MaxUserIDSize caps an owner ID in bytes. Default 256.
 	MaxUserIDSize int
 
+	// MaxLabelSize caps a session's label in bytes. Default 256.
+	MaxLabelSize int
+
 	// Shards is the number of lock stripes, rounded up to a power of two.
 	// Default 16 × GOMAXPROCS, at least 64.
 	Shards int
@@ -137,13 +185,27 @@ type Options struct {
 	// Clock, when set, replaces the engine's coarse clock; see NewManualClock.
 	Clock *Clock
 
-	// ClockResolution is how often the engine's own clock advances, and so
-	// how late past its deadline a session may still be seen. Default 10 ms.
+	// ClockResolution is how often the engine's own clock advances while
+	// the engine is in use, and so how late past its deadline a session
+	// may still be seen. Default 10 ms. An engine left idle for a second
+	// lets its clock sleep; the next call wakes it.
 	ClockResolution time.Duration
 
 	// ReapBudget is the most sessions the janitor examines per shard per
 	// visit, bounding how long it holds a shard's lock. Default 256.
 	ReapBudget int
+
+	// OnEvent, if set, is called for every session created, rotated,
+	// deleted, revoked, evicted or expired, with its handle and owner and
+	// never its token: an audit trail (ASVS V7). It runs on the goroutine
+	// that made the change (the janitor for expiry), after the change is
+	// visible and with no lock held, so it may call the engine; it must not
+	// block for long.
+	OnEvent func(Event)
+
+	// Recorder, if set, receives latencies and sizes for metrics (see
+	// Recorder). Nil costs nothing.
+	Recorder Recorder
 
 	// manualReap stops the janitor from reaping and the snapshotter from
 	// starting, so that this package's tests decide exactly when reaping and
@@ -157,9 +219,10 @@ type Options struct {
 
 const (
 	defaultIdle        = 30 * time.Minute
-	defaultAbsolute    = 24 * time.Hour
+	defaultAbsolute    = 12 * time.Hour
 	defaultMaxData     = 64 << 10
 	defaultMaxUserID   = 256
+	defaultMaxLabel    = 256
 	defaultResolution  = 10 * time.Millisecond
 	defaultReapBudget  = 256
 	defaultTouchLog    = time.Minute
@@ -180,12 +243,15 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("%w: negative KeepSnapshots", ErrInvalid)
 	case o.RotateGrace < 0:
 		return o, fmt.Errorf("%w: negative RotateGrace", ErrInvalid)
-	case o.MaxSessions < 0, o.MaxDataSize < 0, o.MaxUserIDSize < 0, o.Shards < 0, o.ReapBudget < 0, o.MaxSessionsPerUser < 0:
+	case o.MaxSessions < 0, o.MaxAnonymousSessions < 0, o.MaxDataSize < 0, o.MaxUserIDSize < 0,
+		o.MaxLabelSize < 0, o.Shards < 0, o.ReapBudget < 0, o.MaxSessionsPerUser < 0:
 		return o, fmt.Errorf("%w: negative limit in Options", ErrInvalid)
 	case o.MaxDataSize > maxDataSizeAllowed:
 		return o, fmt.Errorf("%w: MaxDataSize above %d", ErrInvalid, maxDataSizeAllowed)
 	case o.MaxUserIDSize > shard.MaxUserID:
 		return o, fmt.Errorf("%w: MaxUserIDSize above %d", ErrInvalid, shard.MaxUserID)
+	case o.MaxLabelSize > shard.MaxLabel:
+		return o, fmt.Errorf("%w: MaxLabelSize above %d", ErrInvalid, shard.MaxLabel)
 	case o.Shards > maxShards:
 		return o, fmt.Errorf("%w: Shards above %d", ErrInvalid, maxShards)
 	case o.Sync > SyncNo:
@@ -202,6 +268,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.MaxUserIDSize == 0 {
 		o.MaxUserIDSize = defaultMaxUserID
+	}
+	if o.MaxLabelSize == 0 {
+		o.MaxLabelSize = defaultMaxLabel
 	}
 	if o.Shards == 0 {
 		o.Shards = max(16*runtime.GOMAXPROCS(0), minShards)

@@ -1,8 +1,9 @@
 package engine
 
 import (
-	"crypto/sha256"
+	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -14,32 +15,24 @@ import (
 	"github.com/sesscache/sesscache/wal"
 )
 
-// The write path of a persistent engine: encode the log record outside any
-// lock, append it under the shard lock right before changing memory (so the
-// log's order for a session is memory's order, and a failed append leaves
-// memory untouched), release the lock, then wait as the sync policy says.
-//
 // On disk a session is named by a digest of its ID, never the ID: a copy of
 // the data directory hands out no usable token. Sessions recovered from disk
 // are therefore keyed by their digest in memory ("cold") until a request
 // presents the ID, which the engine then hashes once and re-keys the session
-// under (see promote). Until then they are only reachable by digest.
-
-// digestOf returns the on-disk name of raw ID k: the first 16 bytes of its
-// SHA-256.
-func digestOf(k *shard.Key) shard.Key {
-	sum := sha256.Sum256(k[:])
-	return shard.Key(sum[:16])
-}
+// under (see promote). Until then they are only reachable by digest, and a
+// raw ID equal to a digest never finds one (see find).
+//
+// The data directory holds:
+//
+//	LOCK        the lock a second engine finds taken
+//	MANIFEST    the first LSN of the newest log segment (manifest.go)
+//	wal/        the log segments (package wal); wal/quarantine/ damaged ones
+//	snapshots/  the snapshots (package snapshot); snapshots/quarantine/ too
 
 // diskKey returns the on-disk key of record r, whose in-memory key is hot
 // (a raw ID) or cold (already a digest).
 func diskKey(r shard.Rec) wal.Key {
-	k := r.Key()
-	if r.Flags()&shard.FlagCold == 0 {
-		k = digestOf(&k)
-	}
-	return wal.Key{Digest: k, Hint: r.Hint()}
+	return wal.Key{Digest: handleOf(r), Hint: r.Hint()}
 }
 
 var pendingPool = sync.Pool{New: func() any { return new(wal.Pending) }}
@@ -51,19 +44,30 @@ type journal struct {
 	lock      *os.File
 	touchSecs uint32
 	snap      *snapshotter
+	manifest  *manifest
 }
 
-// openJournal locks the data directory and replays its log into e.
+// openJournal locks the data directory and recovers its snapshot and log
+// into e.
 func (e *Engine) openJournal() error {
 	o := e.opts
-	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
-		return fmt.Errorf("sesscache: creating data directory: %w", err)
+	if err := prepareDir(o.Dir, o.Logger); err != nil {
+		return err
 	}
 	lock, err := lockDir(o.Dir)
 	if err != nil {
 		return err
 	}
 	start := time.Now()
+	fail := func(err error) error {
+		_ = lock.Close() // releases the lock; the recovery error is what matters
+		return fmt.Errorf("sesscache: recovering %s: %w", o.Dir, classify(err))
+	}
+	mf := &manifest{path: filepath.Join(o.Dir, manifestName), fsys: o.FS, logger: o.Logger}
+	expect, err := mf.read()
+	if err != nil && !o.SkipDamaged {
+		return fail(err)
+	}
 	sn := &snapshotter{
 		dir:    filepath.Join(o.Dir, "snapshots"),
 		opened: e.Now(),
@@ -73,44 +77,106 @@ func (e *Engine) openJournal() error {
 	}
 	from, snapBytes, err := e.loadSnapshots(sn)
 	if err != nil {
-		lock.Close()
-		return fmt.Errorf("sesscache: recovering %s: %w", o.Dir, err)
+		return fail(err)
 	}
 	loaded := e.Len()
+	e.deferApply = o.Sync != SyncNo
+	var replayed *logReplay
 	log, info, err := func() (*wal.Log, wal.ReplayInfo, error) {
-		replay := e.newLogReplay()
-		defer replay.finish() // the workers stop whatever happens
+		replayed = e.newLogReplay()
+		defer replayed.finish() // the workers stop whatever happens
 		return wal.Open(filepath.Join(o.Dir, "wal"), wal.Options{
-			Sync:        o.Sync,
-			SegmentSize: o.SegmentSize,
-			SkipDamaged: o.SkipDamaged,
-			FS:          o.FS,
-			Logger:      o.Logger,
-		}, from, replay.apply)
+			Sync:          o.Sync.wal(),
+			SegmentSize:   o.SegmentSize,
+			SkipDamaged:   o.SkipDamaged,
+			FS:            o.FS,
+			Logger:        o.Logger,
+			ExpectSegment: expect,
+			OnSkip:        func(string) { replayed.suspectAll() },
+			OnSegment:     mf.record,
+			OnWrite:       e.observeLogWrite,
+			OnFsync:       e.observeFsync,
+		}, from, replayed.apply)
 	}()
 	if err != nil {
-		lock.Close()
+		return fail(err)
+	}
+	e.jr = &journal{log: log, lock: lock, touchSecs: uint32(o.TouchLogInterval / time.Second), snap: sn, manifest: mf}
+	sn.carried = info.Bytes
+	dropped, unproven := e.dropDead()
+	if err := mf.write(log.NewestSegment()); err != nil {
+		_ = e.closeJournal() // the log and the lock: the manifest error is what matters
 		return fmt.Errorf("sesscache: recovering %s: %w", o.Dir, err)
 	}
-	sn.carried = info.Bytes
-	e.jr = &journal{log: log, lock: lock, touchSecs: uint32(o.TouchLogInterval / time.Second), snap: sn}
-	dropped := e.dropExpired()
-	e.recovery.Sessions = e.Len()
-	e.recovery.SnapshotLSN = from
-	e.recovery.SnapshotSessions = loaded
-	e.recovery.SnapshotBytes = snapBytes
-	e.recovery.Records = info.Records
-	e.recovery.Bytes = info.Bytes
-	e.recovery.ExpiredOnLoad = dropped
-	e.recovery.TornBytes = info.TornBytes
-	e.recovery.Skipped = info.SkippedSegments
+	e.recovery = RecoveryStats{
+		Sessions:         e.Len(),
+		SnapshotLSN:      from,
+		SnapshotSessions: loaded,
+		SnapshotBytes:    snapBytes,
+		DamagedSnapshots: e.recovery.DamagedSnapshots,
+		Records:          info.Records,
+		Bytes:            info.Bytes,
+		ExpiredOnLoad:    dropped,
+		TornBytes:        info.TornBytes,
+		Skipped:          info.SkippedSegments,
+		DroppedUnproven:  len(unproven),
+		RejectedRecords:  replayed.rejected,
+		Quarantined:      append(info.DamagedSegments, e.recovery.Quarantined...),
+	}
+	if info.SkippedSegments > 0 || replayed.rejected > 0 || e.recovery.DamagedSnapshots > 0 {
+		// Seal the gap: a snapshot of what was recovered, so that no later
+		// Open needs the log across the damage, and no older snapshot that
+		// would is kept.
+		if err := e.sealRecovery(unproven); err != nil {
+			_ = e.closeJournal() // the log and the lock: the sealing error is what matters
+			return fmt.Errorf("sesscache: recovering %s: sealing off the damage: %w", o.Dir, err)
+		}
+	}
 	e.recovery.Duration = time.Since(start)
+	if o.Recorder != nil {
+		o.Recorder.ObserveRecovery(e.recovery.Duration, e.recovery.Sessions)
+	}
 	if from > 0 || info.Records > 0 {
 		o.Logger.Info("sesscache: recovered sessions", "dir", o.Dir, "sessions", e.Len(),
 			"snapshot_lsn", from, "log_records", info.Records, "expired", dropped,
-			"torn_bytes", info.TornBytes, "duration", e.recovery.Duration)
+			"dropped_unproven", len(unproven), "torn_bytes", info.TornBytes, "duration", e.recovery.Duration)
 	}
 	return nil
+}
+
+// prepareDir creates the data directory with mode 0700, or tightens an
+// existing one that others may read or enter.
+func prepareDir(dir string, logger *slog.Logger) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("sesscache: creating data directory: %w", err)
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("sesscache: data directory: %w", err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%w: data directory %s is not a directory", ErrInvalid, dir)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		if err := os.Chmod(dir, perm&0o700); err != nil {
+			return fmt.Errorf("sesscache: data directory %s has mode %04o, open to other users, and tightening it failed: %w", dir, perm, err)
+		}
+		logger.Warn("sesscache: tightened the data directory's mode: it was open to other users",
+			"dir", dir, "was", fmt.Sprintf("%04o", perm), "now", fmt.Sprintf("%04o", perm&0o700))
+	}
+	return nil
+}
+
+// classify makes the log's and snapshots' damage and format errors match
+// the engine's sentinels, keeping the original for its file and offset.
+func classify(err error) error {
+	switch {
+	case errors.Is(err, wal.ErrCorrupt), errors.Is(err, snapshot.ErrCorrupt), errors.Is(err, errManifest):
+		return fmt.Errorf("%w: %w", ErrCorrupt, err)
+	case errors.Is(err, snapshot.ErrUnsupportedVersion), errors.Is(err, wal.ErrUnsupportedVersion):
+		return fmt.Errorf("%w: %w", ErrUnsupported, err)
+	}
+	return err
 }
 
 // closeJournal writes a final snapshot if asked to, flushes and fsyncs the
@@ -146,19 +212,6 @@ func release(p *wal.Pending) {
 	}
 }
 
-// encodePut encodes a Put of r into p (nil: in memory, nothing to do),
-// sealing the data if the engine encrypts at rest.
-func (e *Engine) encodePut(p *wal.Pending, r shard.Rec, key wal.Key) error {
-	if p == nil {
-		return nil
-	}
-	rec := putRecord(r, key)
-	buf := e.sealer.sealRecord(&rec)
-	err := p.Encode(&rec)
-	e.sealer.release(buf)
-	return err
-}
-
 func putRecord(r shard.Rec, key wal.Key) wal.Record {
 	rec := wal.Record{
 		Op:         wal.OpPut,
@@ -170,6 +223,8 @@ func putRecord(r shard.Rec, key wal.Key) wal.Record {
 		Absolute:   r.Absolute(),
 		UserID:     []byte(r.UserID()),
 		Data:       r.Data(),
+		AuthAt:     r.AuthAt(),
+		Label:      []byte(r.Label()),
 	}
 	if r.Flags()&shard.FlagBound != 0 {
 		// Logged so that a restart keeps the binding instead of lifting it.
@@ -178,39 +233,23 @@ func putRecord(r shard.Rec, key wal.Key) wal.Record {
 	return rec
 }
 
-func encodeDelete(p *wal.Pending, key wal.Key) error {
-	if p == nil {
-		return nil
+// wait blocks until the record at lsn is as durable as the sync policy
+// says, or fsynced whatever the policy if durable.
+func (e *Engine) wait(lsn uint64, durable bool) error {
+	var err error
+	if durable {
+		err = e.jr.log.WaitDurable(lsn)
+	} else {
+		err = e.jr.log.Wait(lsn)
 	}
-	return p.Encode(&wal.Record{Op: wal.OpDelete, Key: key})
-}
-
-// appendLocked appends p to the log; the caller holds the shard lock and
-// changes memory only if it succeeds. It returns the LSN to wait for.
-func (e *Engine) appendLocked(p *wal.Pending) (uint64, error) {
-	if p == nil {
-		return 0, nil
-	}
-	lsn, err := e.jr.log.Append(p)
 	if err != nil {
-		return 0, e.writeFailed(err)
-	}
-	return lsn, nil
-}
-
-// wait blocks until the record at lsn is as durable as the sync policy says.
-func (e *Engine) wait(lsn uint64) error {
-	if lsn == 0 {
-		return nil
-	}
-	if err := e.jr.log.Wait(lsn); err != nil {
 		return e.writeFailed(err)
 	}
 	return nil
 }
 
 func (e *Engine) writeFailed(err error) error {
-	if e.closed.Load() {
+	if e.closed.Load() || errors.Is(err, wal.ErrClosed) {
 		return ErrClosed
 	}
 	return fmt.Errorf("%w: %w", ErrReadOnly, err)
@@ -227,67 +266,49 @@ func (e *Engine) logTouch(r shard.Rec, lastAccess int64) {
 	pendingPool.Put(p)
 }
 
-// replayPut stores a recovered session. Snapshot loading calls it from
-// several goroutines at once.
-func (e *Engine) replayPut(rec *wal.Record) {
-	s, si := e.shardOf(uint64(rec.Key.Hint))
-	d := shard.Key(rec.Key.Digest)
-	h := shard.Hash(&d)
-	r := e.recoveredRec(rec, &d)
-	s.Lock()
-	defer s.Unlock()
-	e.storeRecovered(s, si, s.Lookup(&d, h), h, r)
+func (e *Engine) observeLogWrite(records uint64, bytes int) {
+	if e.opts.Recorder != nil {
+		e.opts.Recorder.ObserveLogWrite(records, bytes)
+	}
 }
 
-// dropExpired removes every session already past its deadline after
-// recovery, and returns how many.
-func (e *Engine) dropExpired() int {
-	now := e.clock.nanos()
-	n := 0
+func (e *Engine) observeFsync(d time.Duration) {
+	if e.opts.Recorder != nil {
+		e.opts.Recorder.ObserveFsync(d)
+	}
+}
+
+// dropDead removes, after recovery, every session already past its deadline
+// and every session still marked suspect (see logReplay.suspectAll). It
+// returns how many expired and the on-disk keys of the suspects.
+func (e *Engine) dropDead() (expired int, suspects []wal.Key) {
+	now := e.now()
 	for i := range e.shards {
-		s := &e.shards[i].Shard
+		s := &e.shards[i]
 		s.Lock()
+		var doomed []shard.Rec
+		s.Range(func(r shard.Rec) bool {
+			if r.Flags()&shard.FlagSuspect != 0 {
+				doomed = append(doomed, r)
+			}
+			return true
+		})
+		for _, r := range doomed {
+			k := r.Key()
+			suspects = append(suspects, diskKey(r))
+			e.forget(i, r)
+			s.Remove(r, shard.Hash(&k))
+		}
 		for {
-			k, more := s.PopExpired(now, 1<<20, func(r shard.Rec) { e.forget(i, r) })
-			n += k
+			n, more := s.PopExpired(now, 1<<20, func(r shard.Rec) bool { e.forget(i, r); return true })
+			expired += n
 			if !more {
 				break
 			}
 		}
 		s.Unlock()
 	}
-	return n
-}
-
-// promote re-keys the recovered session whose digest matches raw ID k from
-// its digest to k, now that a request has presented the ID, and returns it;
-// the zero Rec if there is none. Its callers looked k up and missed first.
-func (e *Engine) promote(s *shard.Shard, si int, k *shard.Key, h uint64) shard.Rec {
-	d := digestOf(k)
-	dh := shard.Hash(&d)
-	if s.Lookup(&d, dh).IsZero() {
-		// Absent, or promoted by someone else since the caller's miss: the
-		// re-key publishes k before it drops d, so look k up again.
-		return s.Lookup(k, h)
-	}
-	s.Lock()
-	defer s.Unlock()
-	if r := s.Lookup(k, h); !r.IsZero() {
-		return r
-	}
-	cold := s.Lookup(&d, dh)
-	if cold.IsZero() {
-		return shard.Rec{}
-	}
-	m := cold.Meta()
-	m.Flags &^= shard.FlagCold
-	hot := cold.With(k, m, cold.LastAccess(), cold.Data())
-	s.Rekey(cold, dh, hot, h)
-	if u := hot.UserID(); u != "" {
-		e.users.remove(u, d)
-		e.users.add(u, *k, si)
-	}
-	return hot
+	return expired, suspects
 }
 
 // RecoveryStats describes what Open recovered from the data directory.
@@ -299,7 +320,8 @@ type RecoveryStats struct {
 	SnapshotLSN      uint64
 	SnapshotSessions int
 	SnapshotBytes    int64
-	// DamagedSnapshots is the number of newer snapshots skipped as damaged.
+	// DamagedSnapshots is the number of newer snapshots skipped as damaged
+	// (and moved into snapshots/quarantine).
 	DamagedSnapshots int
 	// Records and Bytes are the log records replayed after the snapshot and
 	// their size.
@@ -310,8 +332,19 @@ type RecoveryStats struct {
 	ExpiredOnLoad int
 	// TornBytes is the size of a torn write repaired at the end of the log.
 	TornBytes int64
-	// Skipped is the number of damaged segments skipped (Options.SkipDamaged).
+	// Skipped is the number of damaged stretches of log skipped
+	// (Options.SkipDamaged), a missing newest segment included.
 	Skipped int
+	// RejectedRecords counts sealed records that did not open with their
+	// key (edited or damaged on disk), skipped under Options.SkipDamaged.
+	RejectedRecords int
+	// DroppedUnproven is the number of sessions dropped because a skipped
+	// stretch of log may have ended them and no later record shows them
+	// alive.
+	DroppedUnproven int
+	// Quarantined names the damaged files moved aside, relative to the
+	// data directory's wal/ and snapshots/ directories.
+	Quarantined []string
 	// Duration is how long recovery took, snapshot and log together.
 	Duration time.Duration
 }

@@ -63,15 +63,15 @@ func TestPersistRoundTrip(t *testing.T) {
 			e := openDir(t, dir, clock, Options{Sync: sync})
 
 			kept := mustCreate(t, e, CreateOptions{UserID: "alice", Data: []byte("a1")})
-			_, err := e.Update(kept.ID(), 0, setData("a2"))
+			_, err := e.Update(bg, kept.ID(), 0, setData("a2"))
 			require.NoError(t, err)
 			deleted := mustCreate(t, e, CreateOptions{Data: []byte("d")})
-			require.NoError(t, e.Delete(deleted.ID()))
+			require.NoError(t, e.Delete(bg, deleted.ID()))
 			old := mustCreate(t, e, CreateOptions{UserID: "alice", Data: []byte("r")})
-			rotated, err := e.Rotate(old.ID())
+			rotated, err := e.Rotate(bg, old.ID())
 			require.NoError(t, err)
 			revoked := mustCreate(t, e, CreateOptions{UserID: "mallory", Data: []byte("m")})
-			_, err = e.RevokeUser("mallory")
+			_, err = e.RevokeUser(bg, "mallory")
 			require.NoError(t, err)
 			big := mustCreate(t, e, CreateOptions{Data: bytes.Repeat([]byte{7}, 60000)})
 			ids := []string{kept.ID(), deleted.ID(), old.ID(), rotated.ID(), revoked.ID(), big.ID()}
@@ -105,20 +105,21 @@ func TestRecoveredSessionsWorkFully(t *testing.T) {
 	require.NoError(t, e.Close())
 
 	e = openDir(t, dir, clock, Options{})
-	// Range sees recovered sessions, without IDs: only digests are stored.
-	var ranged []Session
-	require.NoError(t, e.Range(func(s Session) bool { ranged = append(ranged, s); return true }))
+	// All sees recovered sessions, by the handles they had before.
+	ranged := e.sessions()
 	require.Len(t, ranged, 3)
+	handles := map[Handle]bool{a.Handle(): true, b.Handle(): true, c.Handle(): true}
 	for _, s := range ranged {
 		assert.Empty(t, s.ID())
+		assert.True(t, handles[s.Handle()], "a recovered session keeps its handle")
 	}
 	// Every write path finds a recovered session by its ID.
-	_, err := e.Update(a.ID(), 1, setData("x2"))
+	_, err := e.Update(bg, a.ID(), 1, setData("x2"))
 	require.NoError(t, err)
-	r, err := e.Rotate(c.ID())
+	r, err := e.Rotate(bg, c.ID())
 	require.NoError(t, err)
 	// RevokeUser reaches a session nobody has presented since the restart.
-	n, err := e.RevokeUser("u")
+	n, err := e.RevokeUser(bg, "u")
 	require.NoError(t, err)
 	assert.Equal(t, 2, n)
 	for _, id := range []string{a.ID(), b.ID(), c.ID()} {
@@ -171,13 +172,13 @@ func TestTouchesAreCoalesced(t *testing.T) {
 	clock := NewManualClock(epoch)
 	e := openDir(t, dir, clock, Options{TouchLogInterval: time.Minute})
 	s := mustCreate(t, e, CreateOptions{})
-	before := e.Stats().WAL.Records
+	before := e.Stats().Log.Records
 	for range 120 { // two minutes of reads, one a second
 		clock.Advance(time.Second)
 		_, err := e.Get(s.ID())
 		require.NoError(t, err)
 	}
-	assert.Equal(t, uint64(2), e.Stats().WAL.Records-before, "one touch record per minute")
+	assert.Equal(t, uint64(2), e.Stats().Log.Records-before, "one touch record per minute")
 }
 
 func TestSecondEngineOnSameDirFails(t *testing.T) {
@@ -195,7 +196,7 @@ func TestFilesHoldNoToken(t *testing.T) {
 		s := mustCreate(t, e, CreateOptions{UserID: "u", Data: []byte("data")})
 		ids = append(ids, s.ID())
 	}
-	r, err := e.Rotate(ids[0])
+	r, err := e.Rotate(bg, ids[0])
 	require.NoError(t, err)
 	ids = append(ids, r.ID())
 	require.NoError(t, e.Close())
@@ -233,14 +234,14 @@ func TestWriteFailureMakesEngineReadOnly(t *testing.T) {
 			acked := mustCreate(t, e, CreateOptions{Data: []byte("safe")})
 
 			fsys.Inject(fault)
-			_, err := e.Create(CreateOptions{Data: []byte("lost")})
+			_, err := e.Create(bg, CreateOptions{Data: []byte("lost")})
 			require.Error(t, err)
 			assert.ErrorIs(t, err, ErrReadOnly)
 			assert.ErrorIs(t, err, fault.Err)
 
-			_, err = e.Update(acked.ID(), 0, setData("refused"))
+			_, err = e.Update(bg, acked.ID(), 0, setData("refused"))
 			assert.ErrorIs(t, err, ErrReadOnly)
-			_, err = e.Create(CreateOptions{})
+			_, err = e.Create(bg, CreateOptions{})
 			assert.ErrorIs(t, err, ErrReadOnly)
 			got, err := e.Get(acked.ID())
 			require.NoError(t, err, "reads go on")
@@ -319,18 +320,18 @@ func TestParallelReplayMatchesState(t *testing.T) {
 			}
 			switch {
 			case i%7 == round:
-				s, err := e.Update(id, 0, setData(fmt.Sprint(i, "/", round)))
+				s, err := e.Update(bg, id, 0, setData(fmt.Sprint(i, "/", round)))
 				require.NoError(t, err)
 				want[id] = viewOf(s)
 			case i%11 == round:
 				_, err := e.Get(id) // a logged touch
 				require.NoError(t, err)
 			case i%13 == round:
-				require.NoError(t, e.Delete(id))
+				require.NoError(t, e.Delete(bg, id))
 				delete(want, id)
 				continue
 			case i%17 == round:
-				s, err := e.Rotate(id)
+				s, err := e.Rotate(bg, id)
 				require.NoError(t, err)
 				delete(want, id)
 				ids = append(ids, s.ID())
@@ -343,7 +344,7 @@ func TestParallelReplayMatchesState(t *testing.T) {
 			lastAccess[id] = clock.Now()
 		}
 	}
-	_, err := e.RevokeUser("bob")
+	_, err := e.RevokeUser(bg, "bob")
 	require.NoError(t, err)
 	for id, v := range want {
 		if v.User == "bob" {

@@ -1,6 +1,11 @@
 package engine
 
 import (
+	"context"
+	"iter"
+	"math/rand/v2"
+	"time"
+
 	"github.com/cespare/xxhash/v2"
 
 	"github.com/sesscache/sesscache/shard"
@@ -18,7 +23,7 @@ func (e *Engine) parse(id string) (shard.Key, uint64, error) {
 		k, err = token.Parse(id)
 	}
 	if err != nil {
-		return shard.Key{}, 0, err
+		return shard.Key{}, 0, ErrMalformedToken
 	}
 	// The ID's first token.Len characters are the canonical text of k, so
 	// hashing them equals shard.Hash(k); reading the text, not k, lets the
@@ -36,51 +41,71 @@ func (e *Engine) tokenOf(k shard.Key) string {
 }
 
 // Get returns the session with the given ID and records the access, which
-// extends its idle deadline. It does not check a fingerprint binding (see
-// GetBound). It returns ErrMalformedToken, ErrNotFound, ErrExpired (which
-// also matches ErrNotFound) or ErrClosed.
-func (e *Engine) Get(id string) (Session, error) { return e.get(id, 0, 0) }
+// extends its idle deadline. A session bound to a fingerprint
+// (CreateOptions.Fingerprint) is not found through Get: use GetBound. An
+// old ID within RotateGrace returns a read-only, anonymous view
+// (Session.Rotated). Get returns ErrMalformedToken, ErrNotFound, ErrExpired
+// (which also matches ErrNotFound) or ErrClosed. It takes no lock and does
+// not allocate.
+func (e *Engine) Get(id string) (Session, error) { return e.lookup(id, nil) }
 
-// GetBound is Get for a session that may be bound to a client fingerprint
-// (CreateOptions.Fingerprint): a bound session is found only when
-// fingerprint matches; a mismatch is reported as ErrNotFound, counted in
+// GetBound is Get that also finds a session bound to fingerprint: a bound
+// session is found only when fingerprint matches the one it was created
+// with; a mismatch is reported as ErrNotFound, counted in
 // Stats.BindingMismatches, and does not count as an access. An unbound
 // session is found whatever the fingerprint.
 func (e *Engine) GetBound(id string, fingerprint []byte) (Session, error) {
-	return e.get(id, shard.FlagBound, fingerprintHash(fingerprint))
+	return e.lookup(id, fingerprint)
+}
+
+// Find is GetBound with a context, for callers that take sessions through
+// an interface whose other implementations do I/O (httpsession.Store); the
+// engine's lookups never wait, so ctx is not consulted.
+func (e *Engine) Find(_ context.Context, id string, fingerprint []byte) (Session, error) {
+	return e.lookup(id, fingerprint)
 }
 
 // fingerprintHash is the 64-bit hash a bound session keeps of its
 // fingerprint. It need not be secret: it only has to tell clients apart.
 func fingerprintHash(fp []byte) uint64 { return xxhash.Sum64(fp) }
 
-// get is Get, checking a binding when check has FlagBound.
-func (e *Engine) get(id string, check uint8, fp uint64) (Session, error) {
+// lookup is Get and GetBound: timed for the Recorder now and then.
+func (e *Engine) lookup(id string, fp []byte) (Session, error) {
+	if e.opts.Recorder != nil && rand.Uint32()%GetSampleEvery == 0 {
+		start := time.Now()
+		s, err := e.get(id, fp)
+		e.opts.Recorder.ObserveGet(time.Since(start), err == nil)
+		return s, err
+	}
+	return e.get(id, fp)
+}
+
+// get finds the session under id; fp is the caller's fingerprint, nil for
+// Get.
+func (e *Engine) get(id string, fp []byte) (Session, error) {
 	if e.closed.Load() {
 		return Session{}, ErrClosed
 	}
 	k, h, err := e.parse(id)
 	if err != nil {
+		e.stats.misses.add(1)
 		return Session{}, err
 	}
 	s, si := e.shardOf(h)
 	r := s.Lookup(&k, h)
-	if r.IsZero() && s.Colds() > 0 {
-		r = e.promote(s, si, &k, h)
-	}
 	if r.IsZero() {
-		e.stats.misses.Add(1)
-		return Session{}, ErrNotFound
+		if s.Colds() > 0 {
+			r = e.promote(s, si, &k, h)
+		}
+		if r.IsZero() {
+			e.stats.misses.add(1)
+			return Session{}, ErrNotFound
+		}
 	}
-	now := e.clock.nanos()
+	now := e.now()
 	la := r.LastAccess()
-	if r.Deadline(la) <= now || r.Flags()&(shard.FlagAlias|check) != 0 {
-		if err := e.refuse(r, now, fp); err != nil {
-			return Session{}, err
-		}
-		if r.Flags()&shard.FlagAlias != 0 {
-			return e.getAlias(r, now, check, fp)
-		}
+	if r.Deadline(la) <= now || r.Flags()&(shard.FlagAlias|shard.FlagBound|shard.FlagCold) != 0 {
+		return e.getSlow(id, r, now, fp)
 	}
 	if now > la {
 		r.Touch(now)
@@ -89,72 +114,97 @@ func (e *Engine) get(id string, check uint8, fp uint64) (Session, error) {
 			e.logTouch(r, now)
 		}
 	}
-	e.stats.hits.inc()
+	e.stats.hits.add(1)
 	return makeSession(id, r, la), nil
 }
 
-// refuse returns the error for a record Get must not return: expired, or
-// bound to another fingerprint.
-func (e *Engine) refuse(r shard.Rec, now int64, fp uint64) error {
-	if r.Deadline(r.LastAccess()) <= now {
-		return e.missExpired(r)
+// getSlow is get for a record that is expired, a rotation's grace entry,
+// bound to a fingerprint, or keyed by a digest.
+func (e *Engine) getSlow(id string, r shard.Rec, now int64, fp []byte) (Session, error) {
+	switch {
+	case r.Flags()&shard.FlagCold != 0:
+		// The presented ID's raw bytes equal some recovered session's
+		// digest: its on-disk name, which must never open it.
+		e.stats.misses.add(1)
+		return Session{}, ErrNotFound
+	case r.Flags()&shard.FlagAlias != 0:
+		return e.getAlias(id, r, now, fp)
 	}
-	if r.Flags()&shard.FlagBound != 0 && r.Fingerprint() != fp {
-		e.stats.misses.Add(1)
+	if err := e.refuse(r, now, fp); err != nil {
+		return Session{}, err
+	}
+	la := r.LastAccess()
+	if now > la {
+		r.Touch(now)
+		la = now
+		if e.jr != nil && r.ClaimLog(now, e.jr.touchSecs) {
+			e.logTouch(r, now)
+		}
+	}
+	e.stats.hits.add(1)
+	return makeSession(id, r, la), nil
+}
+
+// refuse returns the error for a record a lookup must not return: expired,
+// or bound to a fingerprint the caller did not give.
+func (e *Engine) refuse(r shard.Rec, now int64, fp []byte) error {
+	if r.Deadline(r.LastAccess()) <= now {
+		e.stats.misses.add(1)
+		return ErrExpired
+	}
+	if r.Flags()&shard.FlagBound != 0 && (len(fp) == 0 || r.Fingerprint() != fingerprintHash(fp)) {
+		e.stats.misses.add(1)
 		e.stats.mismatches.Add(1)
 		return ErrNotFound
 	}
 	return nil
 }
 
-// getAlias resolves the forwarding entry a rotation left under an old ID
-// to the session's new ID, without recording an access.
-func (e *Engine) getAlias(r shard.Rec, now int64, check uint8, fp uint64) (Session, error) {
-	k := shard.Key(r.Data())
+// getAlias serves an old ID within RotateGrace: a read-only, anonymous
+// view of the session it was rotated to, under the old ID, without
+// recording an access. It never reveals the new ID.
+func (e *Engine) getAlias(id string, a shard.Rec, now int64, fp []byte) (Session, error) {
+	if a.Deadline(a.LastAccess()) <= now {
+		e.stats.misses.add(1)
+		return Session{}, ErrNotFound
+	}
+	k := shard.Key(a.Data())
 	h := shard.Hash(&k)
 	s, _ := e.shardOf(h)
 	t := s.Lookup(&k, h)
-	if t.IsZero() || t.Flags()&shard.FlagAlias != 0 {
-		e.stats.misses.Add(1)
+	if t.IsZero() || t.Flags()&(shard.FlagAlias|shard.FlagCold) != 0 {
+		e.stats.misses.add(1)
 		return Session{}, ErrNotFound
-	}
-	if t.Flags()&check == 0 {
-		fp = t.Fingerprint() // no binding to check
 	}
 	if err := e.refuse(t, now, fp); err != nil {
 		return Session{}, err
 	}
-	e.stats.hits.inc()
-	return Session{id: e.tokenOf(k), rec: t, la: t.LastAccess(), rotated: true}, nil
-}
-
-func (e *Engine) missExpired(r shard.Rec) error {
-	e.stats.misses.Add(1)
-	if r.Flags()&shard.FlagAlias != 0 {
-		return ErrNotFound
-	}
-	e.stats.expired.Add(1)
-	return ErrExpired
+	e.stats.hits.add(1)
+	return Session{id: id, rec: t, la: t.LastAccess(), view: viewGrace}, nil
 }
 
 // find returns the record under raw ID k, promoting a recovered session that
-// is still keyed by its digest; the zero Rec if there is none.
-func (e *Engine) find(s *shard.Shard, si int, k *shard.Key, h uint64) shard.Rec {
+// is still keyed by its digest; the zero Rec if there is none. A record
+// keyed by a digest is never returned for a raw ID equal to that digest.
+func (e *Engine) find(s *engShard, si int, k *shard.Key, h uint64) shard.Rec {
 	r := s.Lookup(k, h)
 	if r.IsZero() && s.Colds() > 0 {
 		r = e.promote(s, si, k, h)
+	}
+	if !r.IsZero() && r.Flags()&shard.FlagCold != 0 {
+		return shard.Rec{}
 	}
 	return r
 }
 
 // findLive finds the live session under k: present, not an alias, not past
 // its deadline.
-func (e *Engine) findLive(s *shard.Shard, si int, k *shard.Key, h uint64) (shard.Rec, error) {
+func (e *Engine) findLive(s *engShard, si int, k *shard.Key, h uint64) (shard.Rec, error) {
 	r := e.find(s, si, k, h)
 	if r.IsZero() {
 		return shard.Rec{}, ErrNotFound
 	}
-	if r.Deadline(r.LastAccess()) <= e.clock.nanos() {
+	if r.Deadline(r.LastAccess()) <= e.now() {
 		if r.Flags()&shard.FlagAlias != 0 {
 			return shard.Rec{}, ErrNotFound
 		}
@@ -166,37 +216,73 @@ func (e *Engine) findLive(s *shard.Shard, si int, k *shard.Key, h uint64) (shard
 	return r, nil
 }
 
-// Range calls fn for each live session until fn returns false. It sees each
-// shard as of one moment, shard by shard, and calls fn without holding any
-// lock, so fn may call the engine.
-func (e *Engine) Range(fn func(Session) bool) error {
-	if e.closed.Load() {
-		return ErrClosed
+// promote re-keys the recovered session whose digest matches raw ID k from
+// its digest to k, now that a request has presented the ID, and returns it;
+// the zero Rec if there is none. Its callers looked k up and missed first.
+// It waits out a write pending on the session, whose record it would
+// otherwise re-key from under it.
+func (e *Engine) promote(s *engShard, si int, k *shard.Key, h uint64) shard.Rec {
+	d := digestOf(k)
+	dh := shard.Hash(&d)
+	if s.Lookup(&d, dh).IsZero() {
+		// Absent, or promoted by someone else since the caller's miss: the
+		// re-key publishes k before it drops d, so look k up again.
+		return s.Lookup(k, h)
 	}
-	var recs []shard.Rec
-	for i := range e.shards {
-		s := &e.shards[i].Shard
-		recs = recs[:0]
-		s.Lock()
-		s.Range(func(r shard.Rec) bool {
-			recs = append(recs, r)
-			return true
-		})
-		s.Unlock()
-		now := e.clock.nanos()
-		for _, r := range recs {
-			la := r.LastAccess()
-			if r.Flags()&shard.FlagAlias != 0 || r.Deadline(la) <= now {
-				continue
+	s.Lock()
+	defer s.Unlock()
+	for {
+		if r := s.Lookup(k, h); !r.IsZero() {
+			return r
+		}
+		cold := s.Lookup(&d, dh)
+		if cold.IsZero() || cold.Flags()&shard.FlagCold == 0 {
+			return shard.Rec{}
+		}
+		if s.pending[d] == nil {
+			m := cold.Meta()
+			m.Flags &^= shard.FlagCold
+			hot := cold.With(k, m, cold.LastAccess(), cold.Data())
+			s.Rekey(cold, dh, hot, h)
+			if u := hot.UserID(); u != "" {
+				e.users.move(u, d, *k, si)
 			}
-			id := ""
-			if r.Flags()&shard.FlagCold == 0 {
-				id = e.tokenOf(r.Key())
+			return hot
+		}
+		s.resolved.Wait()
+	}
+}
+
+// All returns an iterator over the live sessions, by handle, as otter's
+// All does. It sees each shard as of one moment, shard by shard, and yields
+// without holding any lock, so the loop body may call the engine. Sessions
+// come without their token (ID is empty): use the Handle to end one with
+// RevokeSession. A closed engine yields nothing.
+func (e *Engine) All() iter.Seq2[Handle, Session] {
+	return func(yield func(Handle, Session) bool) {
+		var recs []shard.Rec
+		for i := range e.shards {
+			if e.closed.Load() {
+				return
 			}
-			if !fn(makeSession(id, r, la)) {
-				return nil
+			s := &e.shards[i]
+			recs = recs[:0]
+			s.Lock()
+			s.Range(func(r shard.Rec) bool {
+				recs = append(recs, r)
+				return true
+			})
+			s.Unlock()
+			now := e.now()
+			for _, r := range recs {
+				la := r.LastAccess()
+				if r.Flags()&shard.FlagAlias != 0 || r.Deadline(la) <= now {
+					continue
+				}
+				if !yield(handleOf(r), Session{rec: r, la: la, view: viewListed}) {
+					return
+				}
 			}
 		}
 	}
-	return nil
 }

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"errors"
 	"fmt"
 	"runtime"
 	"sync"
@@ -14,22 +15,29 @@ import (
 // are stored under on disk, in the shard their hint names, until a request
 // presents the ID (promote).
 //
-// The caller's goroutine decodes (in wal), opens sealed data and builds each
-// new record; then one worker per processor (GOMAXPROCS, at most one per
+// The caller's goroutine decodes (in wal), opens sealed records and builds
+// each new record; then one worker per processor (GOMAXPROCS, at most one per
 // shard) stores it, each worker owning a fixed set of shards. Every session
 // lives in one shard, so each session still sees its records in log order,
 // which is all replay needs: records are whole states of one session, and
 // the ops of a Batch (Rotate, RevokeUser) touch different sessions, whose
 // order relative to one another the final state does not depend on.
 //
+// Where the log skipped damage (Options.SkipDamaged), every session known so
+// far is marked suspect, in order with the records: a later record for it
+// (a Put, or a Touch, which a Get of a live session logs) clears the mark,
+// and whatever is still marked at the end is dropped (dropDead), since the
+// skipped records may have deleted it.
+//
 // The shards are in bulk mode throughout (their heaps ordered once at the
 // end), and the workers are gone when finish returns.
 type logReplay struct {
-	e       *Engine
-	batches [][]replayOp      // being filled, one per worker
-	queues  []chan []replayOp // to the workers
-	free    sync.Pool         // of *[]replayOp, emptied batches
-	wg      sync.WaitGroup
+	e        *Engine
+	batches  [][]replayOp      // being filled, one per worker
+	queues   []chan []replayOp // to the workers
+	free     sync.Pool         // of *[]replayOp, emptied batches
+	wg       sync.WaitGroup
+	rejected int // sealed records skipped because they did not open
 }
 
 // replayOp is one record's change to one session, ready to store.
@@ -41,6 +49,10 @@ type replayOp struct {
 	rec shard.Rec // OpPut: the new record, not yet published
 	la  int64     // OpTouch: the access time
 }
+
+// opSuspect is a replayOp that marks every session in a worker's shards
+// suspect; it is not a log op.
+const opSuspect wal.Op = 0
 
 // replayBatchLen is how many ops a worker is handed at once: enough that
 // the channel's cost per op is small, few enough that workers start early.
@@ -67,7 +79,11 @@ func (e *Engine) newLogReplay() *logReplay {
 			defer r.wg.Done()
 			for b := range q {
 				for i := range b {
-					e.store(&b[i])
+					if b[i].op == opSuspect {
+						e.suspectShards(w, workers)
+					} else {
+						e.store(&b[i])
+					}
 					b[i] = replayOp{}
 				}
 				b = b[:0]
@@ -85,6 +101,14 @@ func (r *logReplay) apply(rec *wal.Record) error {
 		e := r.e
 		var err error
 		if e.openScratch, err = e.sealer.openRecord(rec, e.openScratch); err != nil {
+			if errors.Is(err, errSealBroken) && e.opts.SkipDamaged {
+				// Edited or damaged on disk: what it held is unknown, like
+				// skipped records.
+				r.rejected++
+				e.opts.Logger.Warn("sesscache: skipping a sealed record that does not open", "err", err)
+				r.suspectAll()
+				return nil
+			}
 			return err
 		}
 		op := replayOp{op: wal.OpPut, key: shard.Key(rec.Key.Digest)}
@@ -101,7 +125,7 @@ func (r *logReplay) apply(rec *wal.Record) error {
 			}
 		}
 	default:
-		return fmt.Errorf("%w: unknown op %v", ErrCorrupt, rec.Op)
+		return fmt.Errorf("%w: unknown op %v", wal.ErrCorrupt, rec.Op)
 	}
 	return nil
 }
@@ -115,7 +139,10 @@ func (r *logReplay) send(k wal.Key, op replayOp) {
 		r.e.store(&op)
 		return
 	}
-	w := op.si % len(r.queues)
+	r.enqueue(op.si%len(r.queues), op)
+}
+
+func (r *logReplay) enqueue(w int, op replayOp) {
 	b := r.batches[w]
 	if b == nil {
 		if p, _ := r.free.Get().(*[]replayOp); p != nil {
@@ -130,6 +157,33 @@ func (r *logReplay) send(k wal.Key, op replayOp) {
 		b = nil
 	}
 	r.batches[w] = b
+}
+
+// suspectAll marks every session recovered so far suspect, in order with
+// the ops already sent: each worker marks its own shards when it reaches
+// this point in its queue.
+func (r *logReplay) suspectAll() {
+	if r.queues == nil {
+		r.e.suspectShards(0, 1)
+		return
+	}
+	for w := range r.queues {
+		r.enqueue(w, replayOp{op: opSuspect})
+	}
+}
+
+// suspectShards marks suspect every session in the shards that worker w of
+// n owns.
+func (e *Engine) suspectShards(w, n int) {
+	for i := w; i < len(e.shards); i += n {
+		s := &e.shards[i]
+		s.Lock()
+		s.Range(func(r shard.Rec) bool {
+			r.SetSuspect(true)
+			return true
+		})
+		s.Unlock()
+	}
 }
 
 // finish hands the workers what is left, waits for them to end, and orders
@@ -159,17 +213,29 @@ func (e *Engine) recoveredRec(rec *wal.Record, d *shard.Key) shard.Rec {
 		Absolute: rec.Absolute,
 		Flags:    shard.FlagCold,
 		Hint:     rec.Key.Hint,
+		AuthAt:   rec.AuthAt,
 	}
 	if rec.Fingerprint != 0 {
 		m.Flags |= shard.FlagBound
 		m.Fingerprint = rec.Fingerprint
 	}
-	return shard.NewRec(d, m, rec.LastAccess, string(rec.UserID), rec.Data)
+	e.noteStamp(max(rec.Created, rec.AuthAt))
+	return shard.NewRec(d, m, rec.LastAccess, string(rec.UserID), string(rec.Label), rec.Data)
+}
+
+// noteStamp makes later stamps (nextStamp) come after t, a time recovered.
+func (e *Engine) noteStamp(t int64) {
+	for {
+		cur := e.stamp.Load()
+		if t <= cur || e.stamp.CompareAndSwap(cur, t) {
+			return
+		}
+	}
 }
 
 // store applies one replayed op to its shard.
 func (e *Engine) store(op *replayOp) {
-	s := &e.shards[op.si].Shard
+	s := &e.shards[op.si].engShard
 	s.Lock()
 	old := s.Lookup(&op.key, op.h)
 	switch op.op {
@@ -181,8 +247,13 @@ func (e *Engine) store(op *replayOp) {
 			s.Remove(old, op.h)
 		}
 	case wal.OpTouch:
-		if !old.IsZero() && op.la > old.LastAccess() {
-			old.Touch(op.la)
+		if !old.IsZero() {
+			// A touch is logged by a lookup that found the session live:
+			// proof of life past any damage skipped before it.
+			old.SetSuspect(false)
+			if op.la > old.LastAccess() {
+				old.Touch(op.la)
+			}
 		}
 	}
 	s.Unlock()
@@ -191,17 +262,39 @@ func (e *Engine) store(op *replayOp) {
 // storeRecovered stores recovered record r, which replaces old unless old
 // is zero. The last access never goes back: a touch logged before the Put
 // may carry a later time than the Put itself. Caller holds s's lock.
-func (e *Engine) storeRecovered(s *shard.Shard, si int, old shard.Rec, h uint64, r shard.Rec) {
+func (e *Engine) storeRecovered(s *engShard, si int, old shard.Rec, h uint64, r shard.Rec) {
 	if old.IsZero() {
 		s.Insert(h, r)
 		e.live.Add(1)
 		if u := r.UserID(); u != "" {
 			e.users.add(u, r.Key(), si)
+		} else {
+			e.anon.Add(1)
 		}
 		return
 	}
 	if la := old.LastAccess(); la > r.LastAccess() {
 		r.Touch(la)
 	}
+	if old.UserID() != r.UserID() {
+		// Never in a healthy log (owners change only with the ID), but a
+		// record must not leave the index or the counts wrong.
+		e.forget(si, old)
+		s.Remove(old, h)
+		e.storeRecovered(s, si, shard.Rec{}, h, r)
+		return
+	}
 	s.Replace(old, h, r)
+}
+
+// replayPut stores a recovered session. Snapshot loading calls it from
+// several goroutines at once.
+func (e *Engine) replayPut(rec *wal.Record) {
+	s, si := e.shardOf(uint64(rec.Key.Hint))
+	d := shard.Key(rec.Key.Digest)
+	h := shard.Hash(&d)
+	r := e.recoveredRec(rec, &d)
+	s.Lock()
+	defer s.Unlock()
+	e.storeRecovered(s, si, s.Lookup(&d, h), h, r)
 }

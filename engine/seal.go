@@ -4,6 +4,7 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
@@ -11,7 +12,7 @@ import (
 	"github.com/sesscache/sesscache/wal"
 )
 
-// EncryptionKey is one key of the ring that seals session data at rest.
+// EncryptionKey is one key of the ring that seals session records at rest.
 type EncryptionKey struct {
 	// ID names the key in every record it sealed; it must be unique in the
 	// ring and not zero (zero marks plaintext on disk).
@@ -21,19 +22,41 @@ type EncryptionKey struct {
 }
 
 // ErrEncryptionKey: a record on disk was sealed with a key the engine does
-// not have, or does not open with the key of that ID (wrong key, or damage).
-var ErrEncryptionKey = errors.New("sesscache: cannot open sealed session data")
+// not have, or does not open with the key of that ID (a wrong key, or a
+// record damaged or edited on disk).
+var ErrEncryptionKey = errors.New("sesscache: cannot open sealed session record")
 
-// sealer seals session data in log and snapshot records with AES-256-GCM:
-// a random 12-byte nonce, then the ciphertext and tag. The record's digest is
-// the additional data, so sealed data moved to another session's record on
-// disk fails to open. Memory holds plaintext; only files are sealed.
+// errSealBroken marks a record that names a key the engine has but does not
+// open with it: damaged or edited, or sealed under another key of that ID.
+var errSealBroken = fmt.Errorf("%w: it does not open with the key it names (wrong key, or a record damaged or edited on disk)", ErrEncryptionKey)
+
+// sealer seals session records in log and snapshot files with AES-256-GCM.
+// A sealed Put keeps in the clear only what replay needs to route it (op,
+// digest, hint) and the key ID; everything else (version, times, idle
+// timeout, fingerprint, owner, label and data) is sealed together:
+//
+//	data = nonce(12) | AES-GCM(plaintext, additional data)
+//	plaintext = version u64 | created i64 | lastAccess i64 | idle i64 |
+//	            absolute i64 | authAt i64 | fingerprint u64 |
+//	            len(userID) u16 | len(label) u16 | userID | label | data
+//	additional data = "sesscache.seal.3" | op u8 | digest [16] | hint u16
+//
+// (integers little-endian). So a record edited on disk, or moved to another
+// session's digest, fails to open instead of loading: its owner, deadlines
+// and binding are as authenticated as its data. Memory holds plaintext.
 type sealer struct {
 	seal   cipher.AEAD
 	sealID uint32
 	open   map[uint32]cipher.AEAD
 	bufs   sync.Pool
 }
+
+const (
+	sealDomain    = "sesscache.seal.3"
+	sealHeader    = 7*8 + 2*2
+	sealADLen     = len(sealDomain) + 1 + 16 + 2
+	sealNonceSize = 12
+)
 
 func newSealer(keys []EncryptionKey) (*sealer, error) {
 	if len(keys) == 0 {
@@ -67,23 +90,46 @@ func newSealer(keys []EncryptionKey) (*sealer, error) {
 	return s, nil
 }
 
-// sealRecord replaces r's Data with its sealed form, in a buffer the caller
-// returns with release once r has been encoded.
+func sealAD(r *wal.Record) [sealADLen]byte {
+	var ad [sealADLen]byte
+	n := copy(ad[:], sealDomain)
+	ad[n] = byte(r.Op)
+	copy(ad[n+1:], r.Key.Digest[:])
+	binary.LittleEndian.PutUint16(ad[n+17:], r.Key.Hint)
+	return ad
+}
+
+// sealRecord seals a Put in place: r's Data becomes the sealed record, in a
+// buffer the caller returns with release once r has been encoded, and its
+// other fields become zero. Other ops are left as they are.
 func (s *sealer) sealRecord(r *wal.Record) *[]byte {
 	if s == nil || r.Op != wal.OpPut {
 		return nil
 	}
 	buf := s.bufs.Get().(*[]byte)
-	nonce := s.seal.NonceSize()
-	b := append((*buf)[:0], zeroNonce[:nonce]...)
-	_, _ = rand.Read(b[:nonce])
-	b = s.seal.Seal(b, b[:nonce], r.Data, r.Key.Digest[:])
+	le := binary.LittleEndian
+	b := (*buf)[:0]
+	b = append(b, make([]byte, sealNonceSize)...)
+	_, _ = rand.Read(b[:sealNonceSize])
+	b = le.AppendUint64(b, r.Version)
+	b = le.AppendUint64(b, uint64(r.Created))
+	b = le.AppendUint64(b, uint64(r.LastAccess))
+	b = le.AppendUint64(b, uint64(r.Idle))
+	b = le.AppendUint64(b, uint64(r.Absolute))
+	b = le.AppendUint64(b, uint64(r.AuthAt))
+	b = le.AppendUint64(b, r.Fingerprint)
+	b = le.AppendUint16(b, uint16(len(r.UserID)))
+	b = le.AppendUint16(b, uint16(len(r.Label)))
+	b = append(b, r.UserID...)
+	b = append(b, r.Label...)
+	b = append(b, r.Data...)
+	ad := sealAD(r)
+	plain := b[sealNonceSize:]
+	b = b[:sealNonceSize+len(s.seal.Seal(plain[:0], b[:sealNonceSize], plain, ad[:]))]
 	*buf = b
-	r.Data, r.SealKeyID = b, s.sealID
+	*r = wal.Record{Op: r.Op, LSN: r.LSN, Key: r.Key, SealKeyID: s.sealID, Data: b}
 	return buf
 }
-
-var zeroNonce [12]byte
 
 func (s *sealer) release(buf *[]byte) {
 	if buf != nil {
@@ -91,8 +137,9 @@ func (s *sealer) release(buf *[]byte) {
 	}
 }
 
-// openRecord replaces a sealed Put's Data with its plaintext, decrypted into
-// scratch (which it returns, grown as needed) when s has the key.
+// openRecord replaces a sealed Put's fields with what it sealed, decrypted
+// into scratch (which it returns, grown as needed) when s has the key. The
+// record's slices then alias scratch.
 func (s *sealer) openRecord(r *wal.Record, scratch []byte) ([]byte, error) {
 	if r.Op != wal.OpPut || r.SealKeyID == 0 {
 		return scratch, nil
@@ -104,14 +151,32 @@ func (s *sealer) openRecord(r *wal.Record, scratch []byte) ([]byte, error) {
 	if aead == nil {
 		return scratch, fmt.Errorf("%w: no key with ID %d (Options.EncryptionKeys)", ErrEncryptionKey, r.SealKeyID)
 	}
-	n := aead.NonceSize()
-	if len(r.Data) < n+aead.Overhead() {
-		return scratch, fmt.Errorf("%w: sealed data too short", ErrEncryptionKey)
+	if len(r.Data) < sealNonceSize+aead.Overhead()+sealHeader {
+		return scratch, errSealBroken
 	}
-	plain, err := aead.Open(scratch[:0], r.Data[:n], r.Data[n:], r.Key.Digest[:])
-	if err != nil {
-		return scratch, fmt.Errorf("%w: key %d does not open it (wrong key or damaged record)", ErrEncryptionKey, r.SealKeyID)
+	ad := sealAD(r)
+	plain, err := aead.Open(scratch[:0], r.Data[:sealNonceSize], r.Data[sealNonceSize:], ad[:])
+	if err != nil || len(plain) < sealHeader {
+		return scratch, errSealBroken
 	}
-	r.Data, r.SealKeyID = plain, 0
+	le := binary.LittleEndian
+	nu, nl := int(le.Uint16(plain[56:])), int(le.Uint16(plain[58:]))
+	if sealHeader+nu+nl > len(plain) {
+		return plain, errSealBroken
+	}
+	rest := plain[sealHeader:]
+	*r = wal.Record{
+		Op: r.Op, LSN: r.LSN, Key: r.Key,
+		Version:     le.Uint64(plain[0:]),
+		Created:     int64(le.Uint64(plain[8:])),
+		LastAccess:  int64(le.Uint64(plain[16:])),
+		Idle:        int64(le.Uint64(plain[24:])),
+		Absolute:    int64(le.Uint64(plain[32:])),
+		AuthAt:      int64(le.Uint64(plain[40:])),
+		Fingerprint: le.Uint64(plain[48:]),
+		UserID:      rest[:nu:nu],
+		Label:       rest[nu : nu+nl : nu+nl],
+		Data:        rest[nu+nl:],
+	}
 	return plain, nil
 }

@@ -41,12 +41,12 @@ func BenchmarkGetSecurity(b *testing.B) {
 	plainIDs := make([]string, n)
 	signedIDs := make([]string, n)
 	for i := range n {
-		s, err := plain.Create(CreateOptions{Data: data})
+		s, err := plain.Create(bg, CreateOptions{Data: data})
 		if err != nil {
 			b.Fatal(err)
 		}
 		plainIDs[i] = s.ID()
-		t, err := signed.Create(CreateOptions{Data: data})
+		t, err := signed.Create(bg, CreateOptions{Data: data})
 		if err != nil {
 			b.Fatal(err)
 		}

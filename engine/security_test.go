@@ -46,7 +46,7 @@ func TestSignedTokens(t *testing.T) {
 		})
 	}
 
-	r, err := e.Rotate(s.ID())
+	r, err := e.Rotate(bg, s.ID())
 	require.NoError(t, err)
 	assert.Len(t, r.ID(), token.SignedLen)
 	_, err = e.Get(r.ID())
@@ -105,7 +105,7 @@ func TestSigningKeyRotationAcrossRestarts(t *testing.T) {
 func TestRotateGracePeriod(t *testing.T) {
 	e, clock := open(t, Options{RotateGrace: 5 * time.Second})
 	s := mustCreate(t, e, CreateOptions{UserID: "u", Data: []byte("d")})
-	r, err := e.Rotate(s.ID())
+	r, err := e.Rotate(bg, s.ID())
 	require.NoError(t, err)
 
 	got, err := e.Get(s.ID())
@@ -117,23 +117,23 @@ func TestRotateGracePeriod(t *testing.T) {
 	require.NoError(t, err)
 	assert.False(t, fresh.Rotated())
 
-	_, err = e.Update(s.ID(), 0, setData("x"))
+	_, err = e.Update(bg, s.ID(), 0, setData("x"))
 	assert.ErrorIs(t, err, ErrNotFound, "the old ID is read-only")
-	assert.ErrorIs(t, e.Delete(s.ID()), ErrNotFound)
-	_, err = e.Rotate(s.ID())
+	assert.ErrorIs(t, e.Delete(bg, s.ID()), ErrNotFound)
+	_, err = e.Rotate(bg, s.ID())
 	assert.ErrorIs(t, err, ErrNotFound)
 	assert.Equal(t, 1, e.Len(), "the forwarding entry is not a session")
 
 	clock.Advance(5 * time.Second)
 	_, err = e.Get(s.ID())
 	assert.ErrorIs(t, err, ErrNotFound, "gone after the grace period")
-	e.reap()
+	e.reapNow()
 	assert.Equal(t, 1, e.shardTotal(), "the janitor reaped the forwarding entry")
 
 	// Revoking the session ends the grace path too.
-	r2, err := e.Rotate(r.ID())
+	r2, err := e.Rotate(bg, r.ID())
 	require.NoError(t, err)
-	_, err = e.RevokeUser("u")
+	_, err = e.RevokeUser(bg, "u")
 	require.NoError(t, err)
 	_, err = e.Get(r.ID())
 	assert.ErrorIs(t, err, ErrNotFound)
@@ -201,9 +201,9 @@ func TestEncryptionAtRest(t *testing.T) {
 		s := mustCreate(t, e, CreateOptions{Data: []byte(fmt.Sprintf("%s-%d", secret, i))})
 		ids = append(ids, s.ID())
 	}
-	_, err := e.Update(ids[0], 0, setData(secret+"-updated"))
+	_, err := e.Update(bg, ids[0], 0, setData(secret+"-updated"))
 	require.NoError(t, err)
-	_, err = e.Rotate(ids[1])
+	_, err = e.Rotate(bg, ids[1])
 	require.NoError(t, err)
 	require.NoError(t, e.Close())
 	assertNoFileContains(t, dir, secret)
@@ -285,7 +285,7 @@ func TestFingerprintBinding(t *testing.T) {
 	assert.ErrorIs(t, err, ErrExpired, "a refused lookup is not an access")
 
 	b := mustCreate(t, e, CreateOptions{Fingerprint: ua})
-	r, err := e.Rotate(b.ID())
+	r, err := e.Rotate(bg, b.ID())
 	require.NoError(t, err)
 	_, err = e.GetBound(r.ID(), ua)
 	assert.NoError(t, err, "rotation keeps the binding")
@@ -307,7 +307,7 @@ func TestRotateWithSetsOwner(t *testing.T) {
 		mustCreate(t, e, CreateOptions{UserID: "alice"})
 	}
 	anon := mustCreate(t, e, CreateOptions{Data: []byte("cart")})
-	s, err := e.RotateWith(anon.ID(), RotateOptions{UserID: "alice"})
+	s, err := e.RotateWith(bg, anon.ID(), RotateOptions{UserID: "alice"})
 	require.NoError(t, err)
 	assert.Equal(t, "alice", s.UserID())
 	assert.Equal(t, []byte("cart"), s.Data())
@@ -316,12 +316,12 @@ func TestRotateWithSetsOwner(t *testing.T) {
 	old, err := e.Get(anon.ID())
 	require.NoError(t, err, "grace applies to a login too")
 	assert.Equal(t, "alice", old.UserID())
-	_, err = e.Update(anon.ID(), 0, setData("x"))
+	_, err = e.Update(bg, anon.ID(), 0, setData("x"))
 	assert.ErrorIs(t, err, ErrRotated)
 	assert.ErrorIs(t, err, ErrNotFound)
-	assert.ErrorIs(t, e.Delete(anon.ID()), ErrRotated)
+	assert.ErrorIs(t, e.Delete(bg, anon.ID()), ErrRotated)
 
-	_, err = e.RotateWith(s.ID(), RotateOptions{UserID: strings.Repeat("u", 300)})
+	_, err = e.RotateWith(bg, s.ID(), RotateOptions{UserID: strings.Repeat("u", 300)})
 	assert.ErrorIs(t, err, ErrTooLarge)
 	require.NoError(t, e.Close())
 
@@ -329,7 +329,7 @@ func TestRotateWithSetsOwner(t *testing.T) {
 	got, err := e.Get(s.ID())
 	require.NoError(t, err)
 	assert.Equal(t, "alice", got.UserID(), "the owner change was logged")
-	n, err := e.RevokeUser("alice")
+	n, err := e.RevokeUser(bg, "alice")
 	require.NoError(t, err)
 	assert.Equal(t, 2, n)
 	assert.Equal(t, epoch.Add(2*time.Second), e.Now().UTC())
@@ -348,7 +348,7 @@ func TestFingerprintBindingSurvivesRestart(t *testing.T) {
 			bound := mustCreate(t, e, CreateOptions{Fingerprint: ua})
 			unbound := mustCreate(t, e, CreateOptions{})
 			if viaSnapshot {
-				_, err := e.Snapshot()
+				_, err := e.Snapshot(bg)
 				require.NoError(t, err)
 			}
 			require.NoError(t, e.Close())
@@ -361,7 +361,7 @@ func TestFingerprintBindingSurvivesRestart(t *testing.T) {
 			_, err = e.GetBound(unbound.ID(), []byte("curl/8.0"))
 			assert.NoError(t, err, "an unbound session stays unbound")
 
-			r, err := e.Rotate(bound.ID())
+			r, err := e.Rotate(bg, bound.ID())
 			require.NoError(t, err)
 			require.NoError(t, e.Close())
 			e = openDir(t, dir, clock, Options{})

@@ -1,8 +1,10 @@
 package engine
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"runtime"
 	"sync"
@@ -15,12 +17,17 @@ import (
 
 // Snapshots compact the log. A snapshot notes the log's last LSN L and rolls
 // the log to a fresh segment, then copies one shard at a time under its lock
-// (a slice of record pointers: records are immutable) and encodes outside
-// it, on several goroutines. Writes go on meanwhile and land in the log after
-// L; recovery loads the newest valid snapshot and replays the log after its
-// LSN, and since log records are whole states, not deltas, the overlap is
-// harmless. Once a snapshot is durable, all but the newest KeepSnapshots are
-// deleted, and the log segments wholly at or below the oldest kept one.
+// (a slice of record pointers: records are immutable), writes pending
+// included (see commit), and encodes outside it, on several goroutines.
+// Writes go on meanwhile and land in the log after L, so the copy may hold
+// some of them, a multi-session write possibly in part. Before the snapshot
+// gets its name, the log is made durable through every record appended by
+// the end of the copy (snapshot.Options.BeforePublish), so a snapshot is
+// never ahead of the log: recovery loads the newest valid snapshot and
+// replays the log after L, which completes any write the copy caught
+// halfway, and since log records are whole states, not deltas, the overlap
+// is harmless. Once a snapshot is durable, all but the newest KeepSnapshots
+// are deleted, and the log segments wholly at or below the oldest kept one.
 
 // SnapshotStats describes the latest snapshot of a persistent engine.
 type SnapshotStats struct {
@@ -55,21 +62,27 @@ type snapshotter struct {
 
 // Snapshot writes a snapshot now and compacts the log behind it. It returns
 // ErrInvalid for an in-memory engine. Writes go on while it runs.
-func (e *Engine) Snapshot() (SnapshotStats, error) {
+func (e *Engine) Snapshot(ctx context.Context) (SnapshotStats, error) {
 	if e.closed.Load() {
 		return SnapshotStats{}, ErrClosed
 	}
 	if e.jr == nil {
 		return SnapshotStats{}, fmt.Errorf("%w: an in-memory engine has no log to snapshot", ErrInvalid)
 	}
+	if err := ctx.Err(); err != nil {
+		return SnapshotStats{}, err
+	}
 	return e.snapshot()
 }
 
-func (e *Engine) snapshot() (SnapshotStats, error) {
+func (e *Engine) snapshot() (st SnapshotStats, err error) {
 	sn := e.jr.snap
 	sn.mu.Lock()
 	defer sn.mu.Unlock()
 	start := time.Now()
+	if e.opts.Recorder != nil {
+		defer func() { e.opts.Recorder.ObserveSnapshot(time.Since(start), st.Bytes, err) }()
+	}
 	lsn, err := e.jr.log.Roll()
 	if err != nil {
 		return sn.last, e.writeFailed(err)
@@ -79,7 +92,12 @@ func (e *Engine) snapshot() (SnapshotStats, error) {
 	}
 	base := e.jr.log.Stats().BytesAppended
 	created := e.Now()
-	info, err := snapshot.Write(sn.dir, lsn, created, len(e.shards), e.fillChunk, sn.opts)
+	opts := sn.opts
+	opts.BeforePublish = func() error {
+		// Every record whose effect the copy may hold was appended by now.
+		return e.jr.log.Sync()
+	}
+	info, err := snapshot.Write(sn.dir, lsn, created, len(e.shards), e.fillChunk, opts)
 	if err != nil {
 		sn.failedAt = time.Now()
 		e.opts.Logger.Error("sesscache: snapshot failed; the log still holds everything", "err", err)
@@ -99,27 +117,46 @@ func (e *Engine) snapshot() (SnapshotStats, error) {
 	return sn.last, nil
 }
 
-// fillChunk hands snapshot.Write the sessions of shard i.
+// fillChunk hands snapshot.Write the sessions of shard i: those stored, with
+// the writes pending on it taken as applied.
 func (e *Engine) fillChunk(i int, add func(*wal.Record) error) error {
 	if hook := e.opts.beforeSnapshotChunk; hook != nil {
 		hook(i)
 	}
-	s := &e.shards[i].Shard
+	s := &e.shards[i]
 	recs := make([]shard.Rec, 0, s.Len())
+	var gone map[shard.Rec]bool
 	s.Lock()
 	s.Range(func(r shard.Rec) bool {
 		recs = append(recs, r)
 		return true
 	})
+	for k, tx := range s.pending {
+		for j := range tx.changes {
+			c := &tx.changes[j]
+			if c.si != i || c.key() != k {
+				continue
+			}
+			if !c.old.IsZero() {
+				if gone == nil {
+					gone = make(map[shard.Rec]bool)
+				}
+				gone[c.old] = true
+			}
+			if !c.new.IsZero() {
+				recs = append(recs, c.new)
+			}
+		}
+	}
 	s.Unlock()
-	now := e.clock.nanos()
+	now := e.now()
 	for j, r := range recs {
 		if j%256 == 255 {
 			// Encoding is CPU-bound and runs beside the application's own
 			// goroutines: give them a turn rather than wait to be preempted.
 			runtime.Gosched()
 		}
-		if r.Flags()&shard.FlagAlias != 0 || r.Deadline(r.LastAccess()) <= now {
+		if gone[r] || r.Flags()&shard.FlagAlias != 0 || r.Deadline(r.LastAccess()) <= now {
 			continue // forwarding entries are not logged; expired sessions need not be
 		}
 		rec := putRecord(r, diskKey(r))
@@ -197,9 +234,11 @@ func (e *Engine) snapshotLoop() {
 }
 
 // loadSnapshots loads the newest snapshot that verifies, falling back to
-// older ones past damage, and returns its LSN (0 if none): the log must be
-// replayed after it. A snapshot that cannot be opened for another reason
-// (a missing encryption key, a newer format) fails recovery.
+// older ones past damage (which it moves into quarantine), and returns its
+// LSN (0 if none): the log must be replayed after it. A snapshot that cannot
+// be opened for another reason (a missing encryption key, another format)
+// fails recovery; so does a sealed record that does not open, unless
+// Options.SkipDamaged, which then takes the snapshot as damaged.
 func (e *Engine) loadSnapshots(sn *snapshotter) (uint64, int64, error) {
 	snaps, err := snapshot.List(sn.dir, sn.opts)
 	if err != nil {
@@ -211,14 +250,51 @@ func (e *Engine) loadSnapshots(sn *snapshotter) (uint64, int64, error) {
 			sn.last = SnapshotStats{LSN: loaded.LSN, Created: loaded.Created, Bytes: loaded.Bytes, Sessions: loaded.Sessions}
 			return loaded.LSN, loaded.Bytes, nil
 		}
-		if !errors.Is(err, snapshot.ErrCorrupt) {
-			return 0, 0, err
+		damaged := errors.Is(err, snapshot.ErrCorrupt) || (errors.Is(err, errSealBroken) && e.opts.SkipDamaged)
+		if !damaged {
+			return 0, 0, fmt.Errorf("%s: %w", filepath.Base(info.Path), err)
 		}
 		e.opts.Logger.Warn("sesscache: skipping a damaged snapshot; recovering from an older one and more log",
 			"file", filepath.Base(info.Path), "err", err)
+		e.resetMemory()
 		e.recovery.DamagedSnapshots++
+		if err := quarantine(e.opts.FS, info.Path); err != nil {
+			return 0, 0, err
+		}
+		e.recovery.Quarantined = append(e.recovery.Quarantined, filepath.Join("snapshots", filepath.Base(info.Path)))
 	}
 	return 0, 0, nil
+}
+
+// quarantine moves a damaged file into the "quarantine" directory beside
+// it, for inspection, durably.
+func quarantine(fsys wal.FS, path string) error {
+	if fsys == nil {
+		fsys = wal.OSFS{}
+	}
+	q := filepath.Join(filepath.Dir(path), wal.QuarantineDir)
+	err := fsys.MkdirAll(q, 0o700)
+	if err == nil {
+		err = fsys.Rename(path, filepath.Join(q, filepath.Base(path)))
+	}
+	if err == nil {
+		err = fsys.SyncDir(filepath.Dir(path))
+	}
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("sesscache: moving damaged %s into quarantine: %w", filepath.Base(path), err)
+	}
+	return nil
+}
+
+// resetMemory empties the shards and the books after a snapshot that
+// failed halfway through loading.
+func (e *Engine) resetMemory() {
+	for i := range e.shards {
+		e.shards[i].Reset()
+	}
+	e.users.init(len(e.shards))
+	e.live.Store(0)
+	e.anon.Store(0)
 }
 
 // loadSnapshot loads one snapshot file into the shards, in bulk: each shard
@@ -254,4 +330,62 @@ func (e *Engine) loadSnapshot(info snapshot.Info, sn *snapshotter) (snapshot.Inf
 		scratch.Put(buf)
 		return err
 	})
+}
+
+// sealRecovery runs at the end of an Open that skipped damage: it writes a
+// snapshot of what was recovered, then retires every older snapshot (the
+// log they need crosses the damage) and the log segments behind the new
+// one, moving the damaged ones into quarantine. The next Open starts from
+// that snapshot and never reads across the damage.
+//
+// The sessions recovery dropped as unproven are first deleted in the log
+// too, so that the log agrees with memory on its own: a later recovery
+// that does not cross the damage (say, from the new snapshot's fallback)
+// does not bring them back.
+func (e *Engine) sealRecovery(dropped []wal.Key) error {
+	for len(dropped) > 0 {
+		n := min(len(dropped), 4096)
+		ops := make([]wal.Record, n)
+		for i := range ops {
+			ops[i] = wal.Record{Op: wal.OpDelete, Key: dropped[i]}
+		}
+		dropped = dropped[n:]
+		rec := wal.Record{Op: wal.OpBatch, Ops: ops}
+		if n == 1 {
+			rec = ops[0]
+		}
+		p := e.pending()
+		err := p.Encode(&rec)
+		if err == nil {
+			_, err = e.jr.log.Append(p)
+		}
+		release(p)
+		if err != nil {
+			return err
+		}
+	}
+	if err := e.jr.log.Sync(); err != nil {
+		return err
+	}
+	st, err := e.snapshot()
+	if err != nil {
+		return err
+	}
+	if st.LSN == 0 {
+		return nil // an empty log: nothing to seal
+	}
+	sn := e.jr.snap
+	snaps, err := snapshot.List(sn.dir, sn.opts)
+	if err != nil {
+		return err
+	}
+	for _, s := range snaps {
+		if s.LSN != st.LSN {
+			if err := quarantine(e.opts.FS, s.Path); err != nil {
+				return err
+			}
+			e.recovery.Quarantined = append(e.recovery.Quarantined, filepath.Join("snapshots", filepath.Base(s.Path)))
+		}
+	}
+	return e.jr.log.RemoveThrough(st.LSN)
 }

@@ -47,18 +47,18 @@ func churn(t *testing.T, e *Engine, m *model, r *rand.Rand, ops int, tag string)
 		d := fmt.Sprintf("%s-%d", tag, i)
 		switch p := r.IntN(10); {
 		case len(mine) < 5 || p < 3:
-			s, err := e.Create(CreateOptions{UserID: tag, Data: []byte(d)})
+			s, err := e.Create(bg, CreateOptions{UserID: tag, Data: []byte(d)})
 			require.NoError(t, err)
 			mine = append(mine, s.ID())
 			m.set(s.ID(), d)
 		case p < 7:
 			id := mine[r.IntN(len(mine))]
-			_, err := e.Update(id, 0, setData(d))
+			_, err := e.Update(bg, id, 0, setData(d))
 			require.NoError(t, err)
 			m.set(id, d)
 		case p < 9:
 			j := r.IntN(len(mine))
-			s, err := e.Rotate(mine[j])
+			s, err := e.Rotate(bg, mine[j])
 			require.NoError(t, err)
 			m.mu.Lock()
 			m.data[s.ID()] = m.data[mine[j]]
@@ -67,7 +67,7 @@ func churn(t *testing.T, e *Engine, m *model, r *rand.Rand, ops int, tag string)
 			mine[j] = s.ID()
 		default:
 			j := r.IntN(len(mine))
-			require.NoError(t, e.Delete(mine[j]))
+			require.NoError(t, e.Delete(bg, mine[j]))
 			m.del(mine[j])
 			mine = append(mine[:j], mine[j+1:]...)
 		}
@@ -96,13 +96,13 @@ func TestSnapshotWhileWriting(t *testing.T) {
 			running = false
 		default:
 		}
-		st, err := e.Snapshot()
+		st, err := e.Snapshot(bg)
 		require.NoError(t, err)
 		lsns[st.LSN] = true
 	}
-	st, err := e.Snapshot()
+	st, err := e.Snapshot(bg)
 	require.NoError(t, err)
-	assert.Equal(t, e.Stats().WAL.LastLSN, st.LSN)
+	assert.Equal(t, e.Stats().Log.LastLSN, st.LSN)
 	require.NoError(t, e.Close())
 	t.Logf("%d distinct snapshots while writing", len(lsns))
 	assert.Greater(t, len(lsns), 2)
@@ -143,11 +143,11 @@ func TestSnapshotOverlapWindow(t *testing.T) {
 			switch r.IntN(3) {
 			case 0:
 				d := fmt.Sprintf("hook-%d-%d", i, j)
-				if _, err := e.Update(ids[j], 0, setData(d)); err == nil {
+				if _, err := e.Update(bg, ids[j], 0, setData(d)); err == nil {
 					m.set(ids[j], d)
 				}
 			case 1:
-				if s, err := e.Rotate(ids[j]); err == nil {
+				if s, err := e.Rotate(bg, ids[j]); err == nil {
 					m.mu.Lock()
 					m.data[s.ID()] = m.data[ids[j]]
 					delete(m.data, ids[j])
@@ -155,13 +155,13 @@ func TestSnapshotOverlapWindow(t *testing.T) {
 					ids[j] = s.ID()
 				}
 			default:
-				if err := e.Delete(ids[j]); err == nil {
+				if err := e.Delete(bg, ids[j]); err == nil {
 					m.del(ids[j])
 				}
 			}
 		}
 		if i == 9 {
-			_, err := e.RevokeUser("u7")
+			_, err := e.RevokeUser(bg, "u7")
 			require.NoError(t, err)
 			for j, id := range ids {
 				if j%10 == 7 {
@@ -177,7 +177,7 @@ func TestSnapshotOverlapWindow(t *testing.T) {
 		ids = append(ids, s.ID())
 		m.set(s.ID(), d)
 	}
-	_, err := e.Snapshot()
+	_, err := e.Snapshot(bg)
 	require.NoError(t, err)
 	require.NoError(t, e.Close())
 
@@ -209,10 +209,10 @@ func TestDamagedNewestSnapshotFallsBack(t *testing.T) {
 			e := openDir(t, dir, clock, Options{})
 			m := newModel()
 			churn(t, e, m, rand.New(rand.NewPCG(1, 1)), 300, "a")
-			_, err := e.Snapshot()
+			_, err := e.Snapshot(bg)
 			require.NoError(t, err)
 			churn(t, e, m, rand.New(rand.NewPCG(2, 2)), 300, "b")
-			_, err = e.Snapshot()
+			_, err = e.Snapshot(bg)
 			require.NoError(t, err)
 			churn(t, e, m, rand.New(rand.NewPCG(3, 3)), 100, "c")
 			require.NoError(t, e.Close())
@@ -265,10 +265,10 @@ func TestSnapshotCompactsDisk(t *testing.T) {
 	r := rand.New(rand.NewPCG(4, 4))
 	for round := range 20 {
 		for range 20 * live {
-			_, err := e.Update(ids[r.IntN(live)], 0, setData(string(data)))
+			_, err := e.Update(bg, ids[r.IntN(live)], 0, setData(string(data)))
 			require.NoError(t, err)
 		}
-		_, err := e.Snapshot()
+		_, err := e.Snapshot(bg)
 		require.NoError(t, err, "round %d", round)
 	}
 	size := dirSize(t, dir)
@@ -307,7 +307,7 @@ func TestSnapshotDue(t *testing.T) {
 		mustCreate(t, e, CreateOptions{Data: make([]byte, 200)})
 	}
 	assert.True(t, e.snapshotDue(now), "past 10 KiB of log")
-	_, err := e.Snapshot()
+	_, err := e.Snapshot(bg)
 	require.NoError(t, err)
 	assert.False(t, e.snapshotDue(now))
 	mustCreate(t, e, CreateOptions{})
@@ -330,14 +330,14 @@ func TestSnapshotDue(t *testing.T) {
 
 func TestSnapshotErrors(t *testing.T) {
 	e, _ := open(t, Options{})
-	_, err := e.Snapshot()
+	_, err := e.Snapshot(bg)
 	assert.ErrorIs(t, err, ErrInvalid, "in memory")
 	dir := t.TempDir()
 	p := openDir(t, dir, NewManualClock(epoch), Options{})
-	st, err := p.Snapshot()
+	st, err := p.Snapshot(bg)
 	require.NoError(t, err, "an empty log: nothing to do")
 	assert.Zero(t, st.LSN)
 	require.NoError(t, p.Close())
-	_, err = p.Snapshot()
+	_, err = p.Snapshot(bg)
 	assert.True(t, errors.Is(err, ErrClosed))
 }

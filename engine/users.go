@@ -1,26 +1,41 @@
 package engine
 
 import (
+	"cmp"
+	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/sesscache/sesscache/shard"
-	"github.com/sesscache/sesscache/wal"
 )
 
 // userIndex maps an owner to the keys of its sessions and the shard each is
 // in. It is striped like the shards. Lock order: shard locks (ascending
 // index), then one stripe.
+//
+// It also holds, per user, a revocation's fence: while RevokeUser (or
+// RevokeOthers, RevokeSession) runs for a user, commit makes every other
+// write touching one of that user's sessions wait, so the revocation never
+// chases a session that keeps moving and ends in a bounded number of
+// steps. And it holds the writer locks that serialize the creations and
+// logins of one user when MaxSessionsPerUser is set, so that the cap counts
+// right.
 type userIndex struct {
 	stripes []userStripe
 	mask    uint64
+	fenced  atomic.Int64 // fences up, engine-wide: commit looks only if any
+	writers [256]sync.Mutex
 }
 
 type userStripe struct {
-	mu sync.Mutex
-	m  map[string]map[shard.Key]int
-	_  [48]byte
+	mu     sync.Mutex
+	m      map[string]map[shard.Key]int
+	fences map[string]chan struct{}
+	_      [40]byte
 }
 
 func (x *userIndex) init(n int) {
@@ -28,6 +43,7 @@ func (x *userIndex) init(n int) {
 	x.mask = uint64(n - 1)
 	for i := range x.stripes {
 		x.stripes[i].m = make(map[string]map[shard.Key]int)
+		x.stripes[i].fences = make(map[string]chan struct{})
 	}
 }
 
@@ -35,7 +51,7 @@ func (x *userIndex) stripe(user string) *userStripe {
 	return &x.stripes[xxhash.Sum64String(user)&x.mask]
 }
 
-func (x *userIndex) add(user string, k shard.Key, shardIdx int) int {
+func (x *userIndex) add(user string, k shard.Key, shardIdx int) {
 	st := x.stripe(user)
 	st.mu.Lock()
 	set := st.m[user]
@@ -44,9 +60,7 @@ func (x *userIndex) add(user string, k shard.Key, shardIdx int) int {
 		st.m[user] = set
 	}
 	set[k] = shardIdx
-	n := len(set)
 	st.mu.Unlock()
-	return n
 }
 
 func (x *userIndex) remove(user string, k shard.Key) {
@@ -57,6 +71,17 @@ func (x *userIndex) remove(user string, k shard.Key) {
 		if len(set) == 0 {
 			delete(st.m, user)
 		}
+	}
+	st.mu.Unlock()
+}
+
+// move re-keys one of user's sessions in shard si from old to k.
+func (x *userIndex) move(user string, old, k shard.Key, si int) {
+	st := x.stripe(user)
+	st.mu.Lock()
+	if set := st.m[user]; set != nil {
+		delete(set, old)
+		set[k] = si
 	}
 	st.mu.Unlock()
 }
@@ -88,150 +113,229 @@ func (x *userIndex) count(user string) int {
 	return n
 }
 
-// enforceUserCap deletes user's oldest sessions, never keep, until the user
-// holds at most Options.MaxSessionsPerUser live ones. Sessions past their
-// deadline do not exist for any caller, so they neither count nor are
-// chosen, whether or not the janitor has reaped them yet. Concurrent
-// creators for one user race to delete the same oldest session, so between
-// them they delete only as many as the cap requires.
-func (e *Engine) enforceUserCap(user string, keep shard.Key) error {
-	limit := e.opts.MaxSessionsPerUser
+// writer returns the lock that serializes user's creations and logins.
+func (x *userIndex) writer(user string) *sync.Mutex {
+	return &x.writers[xxhash.Sum64String(user)%uint64(len(x.writers))]
+}
+
+// fence raises user's revocation fence, waiting out one already up, and
+// returns the function that lowers it.
+func (x *userIndex) fence(ctx context.Context, user string) (func(), error) {
+	st := x.stripe(user)
 	for {
-		keys := e.users.list(user)
-		if len(keys) <= limit {
-			return nil
+		st.mu.Lock()
+		old := st.fences[user]
+		if old == nil {
+			ch := make(chan struct{})
+			st.fences[user] = ch
+			x.fenced.Add(1)
+			st.mu.Unlock()
+			return func() {
+				st.mu.Lock()
+				delete(st.fences, user)
+				st.mu.Unlock()
+				x.fenced.Add(-1)
+				close(ch)
+			}, nil
 		}
-		now := e.clock.nanos()
-		live := 0
-		var victim shard.Rec
-		var vk userKey
-		for _, uk := range keys {
-			r := e.shards[uk.shard].Lookup(&uk.key, shard.Hash(&uk.key))
-			if r.IsZero() || r.Deadline(r.LastAccess()) <= now {
-				continue
-			}
-			live++
-			if uk.key == keep {
-				continue
-			}
-			if victim.IsZero() || r.Created() < victim.Created() {
-				victim, vk = r, uk
-			}
-		}
-		if live <= limit || victim.IsZero() {
-			return nil
-		}
-		if err := e.evict(user, vk, victim, limit); err != nil {
-			return err
+		st.mu.Unlock()
+		select {
+		case <-old:
+		case <-ctx.Done():
+			return nil, ctx.Err()
 		}
 	}
 }
 
-// evict deletes victim, one of user's sessions, if it is still there and the
-// user still holds more than limit sessions.
-func (e *Engine) evict(user string, uk userKey, victim shard.Rec, limit int) error {
-	p := e.pending()
-	defer release(p)
-	if err := encodeDelete(p, diskKey(victim)); err != nil {
-		return err
-	}
-	s := &e.shards[uk.shard].Shard
-	h := shard.Hash(&uk.key)
-	s.Lock()
-	if !s.Current(victim, h) || e.users.count(user) <= limit {
-		s.Unlock()
+// fenceOf returns the channel that closes when user's fence is lowered, or
+// nil if there is none.
+func (x *userIndex) fenceOf(user string) <-chan struct{} {
+	st := x.stripe(user)
+	st.mu.Lock()
+	ch := st.fences[user]
+	st.mu.Unlock()
+	if ch == nil {
 		return nil
 	}
-	lsn, err := e.appendLocked(p)
-	if err != nil {
-		s.Unlock()
-		return err
-	}
-	e.forget(uk.shard, victim)
-	s.Remove(victim, h)
-	s.Unlock()
-	e.stats.deleted.Add(1)
-	return e.wait(lsn)
+	return ch
 }
 
-// RevokeUser deletes every session owned by user that existed when it was
-// called, including any rotated meanwhile, and returns how many it deleted.
-// The deletions are logged as one record, so recovery applies all or none.
-// Sessions the user creates while it runs may survive.
-func (e *Engine) RevokeUser(user string) (int, error) {
-	if e.closed.Load() {
-		return 0, ErrClosed
+// RevokeUser ends every session of user: "log out everywhere", or after a
+// password change. Every session the user held when it was called is gone
+// when it returns, whatever Creates, Rotates, logins and Updates run
+// meantime (they wait for it). The deletions are logged as one record, so
+// recovery applies all or none, and fsynced before it returns. It returns
+// how many sessions it ended.
+func (e *Engine) RevokeUser(ctx context.Context, user string) (int, error) {
+	return e.revoke(ctx, user, func(Handle) bool { return true })
+}
+
+// RevokeOthers ends every session of user but the one whose handle is keep
+// (the current one): "log out my other devices" (ASVS 3.3.4). It works as
+// RevokeUser does and returns how many sessions it ended.
+func (e *Engine) RevokeOthers(ctx context.Context, user string, keep Handle) (int, error) {
+	return e.revoke(ctx, user, func(h Handle) bool { return h != keep })
+}
+
+// RevokeSession ends the session of user whose handle is h, as listed by
+// UserSessions: a "log out that device" button. It returns ErrNotFound if
+// user has no such session, so a handle cannot end another user's session.
+func (e *Engine) RevokeSession(ctx context.Context, user string, h Handle) error {
+	n, err := e.revoke(ctx, user, func(x Handle) bool { return x == h })
+	if err == nil && n == 0 {
+		return ErrNotFound
+	}
+	return err
+}
+
+// revoke ends the sessions of user whose handles doom says, behind user's
+// fence, and returns how many it ended.
+func (e *Engine) revoke(ctx context.Context, user string, doom func(Handle) bool) (total int, err error) {
+	defer e.observe(OpRevoke, e.startTimer(), &err)
+	if err := e.writable(); err != nil {
+		return 0, err
 	}
 	if user == "" {
 		return 0, fmt.Errorf("%w: empty user ID", ErrInvalid)
 	}
-	start := e.clock.nanos()
-	total := 0
-	p := e.pending()
-	defer release(p)
-	type doomed struct {
-		r  shard.Rec
-		si int
-		h  uint64
+	lower, err := e.users.fence(ctx, user)
+	if err != nil {
+		return 0, err
 	}
-	for {
-		var victims []doomed
-		var dels []wal.Record
-		var idx []int
-		moved := false
+	defer lower()
+	// Under the fence only writes already past commit's checks can still
+	// change the user's sessions; each pass waits for them, so the loop
+	// ends once they have.
+	for attempt := 0; ; attempt++ {
+		tx := newTxn(txnRemove, e.now())
+		tx.durable = true
+		tx.exempt = user
 		for _, uk := range e.users.list(user) {
 			h := shard.Hash(&uk.key)
 			r := e.shards[uk.shard].Lookup(&uk.key, h)
-			if r.IsZero() {
-				// Deleted, or rotated to a key the next listing holds.
-				moved = true
+			if r.IsZero() || r.UserID() != user || !doom(handleOf(r)) {
 				continue
 			}
-			if r.UserID() != user || r.Created() > start {
-				continue
-			}
-			victims = append(victims, doomed{r, uk.shard, h})
-			idx = append(idx, uk.shard)
-			if p != nil {
-				dels = append(dels, wal.Record{Op: wal.OpDelete, Key: diskKey(r)})
-			}
+			tx.add(change{si: uk.shard, h: h, old: r, disk: e.diskKey(r), cause: EventRevoked, anyOld: true})
 		}
-		if len(victims) > 0 {
-			if p != nil {
-				if err := p.Encode(&wal.Record{Op: wal.OpBatch, Ops: dels}); err != nil {
-					return total, err
-				}
-			}
-			unlock := e.lockShards(idx...)
-			changed := false
-			for _, v := range victims {
-				if !e.shards[v.si].Current(v.r, v.h) {
-					changed = true
-					break
-				}
-			}
-			if changed {
-				unlock()
-				continue
-			}
-			lsn, err := e.appendLocked(p)
-			if err != nil {
-				unlock()
-				return total, err
-			}
-			for _, v := range victims {
-				e.forget(v.si, v.r)
-				e.shards[v.si].Remove(v.r, v.h)
-			}
-			unlock()
-			e.stats.deleted.Add(uint64(len(victims)))
-			total += len(victims)
-			if err := e.wait(lsn); err != nil {
-				return total, err
-			}
-		}
-		if !moved {
+		if len(tx.changes) == 0 {
 			return total, nil
 		}
+		err := e.commit(ctx, tx)
+		switch {
+		case err == nil:
+			total += len(tx.changes)
+		case !errors.Is(err, errStale):
+			return total, err
+		case attempt >= maxAttempts:
+			return total, fmt.Errorf("sesscache: revoking: gave up after %d attempts", attempt+1)
+		}
+	}
+}
+
+// UserSessions returns the live sessions of user, oldest first, for a "your
+// devices" page (ASVS 3.3.3): each with its Handle, CreatedAt, LastAccess,
+// AuthenticatedAt and Label, and never its token (ID is empty). Sessions
+// recovered from disk are included like any other.
+func (e *Engine) UserSessions(ctx context.Context, user string) ([]Session, error) {
+	if e.closed.Load() {
+		return nil, ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	now := e.now()
+	var out []Session
+	for _, uk := range e.users.list(user) {
+		r := e.shards[uk.shard].Lookup(&uk.key, shard.Hash(&uk.key))
+		if r.IsZero() || r.UserID() != user {
+			continue
+		}
+		la := r.LastAccess()
+		if r.Deadline(la) <= now {
+			continue
+		}
+		out = append(out, Session{rec: r, la: la, view: viewListed})
+	}
+	slices.SortFunc(out, func(a, b Session) int { return cmp.Compare(a.rec.Created(), b.rec.Created()) })
+	return out, nil
+}
+
+// addEvictions adds to tx, which creates or logs in a session for user
+// (keep), the removals the caps call for: user's sessions that
+// authenticated longest ago beyond MaxSessionsPerUser, then anonymous
+// sessions for what over says Create reserved beyond MaxSessions and
+// MaxAnonymousSessions. It returns ErrFull if there is no anonymous session
+// to make room with.
+func (e *Engine) addEvictions(tx *txn, user string, over overage, keep shard.Key) error {
+	freed := 0
+	if limit := e.opts.MaxSessionsPerUser; user != "" && limit > 0 {
+		now := e.now()
+		var mine []shard.Rec
+		var shards []int
+		for _, uk := range e.users.list(user) {
+			if uk.key == keep {
+				continue
+			}
+			r := e.shards[uk.shard].Lookup(&uk.key, shard.Hash(&uk.key))
+			if r.IsZero() || r.UserID() != user || r.Deadline(r.LastAccess()) <= now {
+				continue // sessions past their deadline neither count nor are chosen
+			}
+			mine = append(mine, r)
+			shards = append(shards, uk.shard)
+		}
+		order := make([]int, len(mine))
+		for i := range order {
+			order[i] = i
+		}
+		slices.SortFunc(order, func(a, b int) int { return cmp.Compare(mine[a].AuthAt(), mine[b].AuthAt()) })
+		for _, i := range order[:max(0, len(mine)-(limit-1))] {
+			tx.add(e.eviction(shards[i], mine[i]))
+			freed++
+		}
+	}
+	need := max(over.total-freed, over.anon)
+	if need <= 0 {
+		return nil
+	}
+	victims := e.anonymousVictims(need, tx)
+	if len(victims) < need {
+		return ErrFull
+	}
+	for _, v := range victims {
+		tx.add(e.eviction(v.si, v.r))
+	}
+	return nil
+}
+
+// eviction is the change that evicts r from shard si.
+func (e *Engine) eviction(si int, r shard.Rec) change {
+	k := r.Key()
+	return change{si: si, h: shard.Hash(&k), old: r, disk: e.diskKey(r), cause: EventEvicted, anyOld: true}
+}
+
+// overage is how many sessions a Create must evict to stay within
+// MaxSessions (total) and MaxAnonymousSessions (anon).
+type overage struct{ total, anon int }
+
+// reserve counts a session about to be created and says what it takes the
+// counts over.
+func (e *Engine) reserve(anonymous bool) overage {
+	var o overage
+	if n, limit := e.live.Add(1), int64(e.opts.MaxSessions); limit > 0 && n > limit {
+		o.total = 1
+	}
+	if anonymous {
+		if n, limit := e.anon.Add(1), int64(e.opts.MaxAnonymousSessions); limit > 0 && n > limit {
+			o.anon = 1
+		}
+	}
+	return o
+}
+
+func (e *Engine) unreserve(anonymous bool) {
+	e.live.Add(-1)
+	if anonymous {
+		e.anon.Add(-1)
 	}
 }

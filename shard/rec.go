@@ -21,6 +21,10 @@ const (
 	FlagCold
 	// FlagBound marks a session bound to a client fingerprint.
 	FlagBound
+	// FlagSuspect marks a session recovered from before a damaged stretch of
+	// log that recovery skipped: the skipped records may have removed it.
+	// Recovery drops every record still marked once replay ends.
+	FlagSuspect
 )
 
 // Layout of a record allocation (native byte order for the atomics,
@@ -40,9 +44,10 @@ const (
 //	74  flags         uint8
 //	75  (unused)
 //	76  hint          uint16, the 16 hash bits that place the record's ID
-//	78  (unused)
+//	78  labelLen      uint16
 //	80  fingerprint   uint64, hash of the client fingerprint (FlagBound)
-//	88  user ID, then data
+//	88  authAt        int64, unix ns of the last authentication; 0: never
+//	96  user ID, then label, then data
 //
 // The last access lives in the record rather than beside it because every
 // replacement of a record is itself an access: a touch that lands on the old
@@ -61,15 +66,21 @@ const (
 	offUserLen      = 72
 	offFlags        = 74
 	offHint         = 76
+	offLabelLen     = 78
 	offFingerprint  = 80
-	recHeader       = 88
+	offAuthAt       = 88
+	recHeader       = 96
 )
 
-// MaxUserID is the longest owner ID a record can hold.
-const MaxUserID = 1<<16 - 1
+// MaxUserID is the longest owner ID a record can hold, and MaxLabel the
+// longest label.
+const (
+	MaxUserID = 1<<16 - 1
+	MaxLabel  = 1<<16 - 1
+)
 
 // MaxData is the most data a record can hold.
-const MaxData = 1<<31 - recHeader - MaxUserID
+const MaxData = 1<<31 - recHeader - MaxUserID - MaxLabel
 
 // Meta holds the fixed-size fields of a record.
 type Meta struct {
@@ -85,6 +96,8 @@ type Meta struct {
 	// Fingerprint is the hash of the client fingerprint the session is
 	// bound to, when Flags has FlagBound.
 	Fingerprint uint64
+	// AuthAt is when the session last authenticated, unix ns; 0 if never.
+	AuthAt int64
 }
 
 // Rec is a session record: one allocation holding the session's fields, its
@@ -94,9 +107,10 @@ type Meta struct {
 type Rec struct{ p *byte }
 
 // NewRec builds a record last accessed at lastAccess. user must not exceed
-// MaxUserID bytes nor data MaxData bytes; the engine checks both.
-func NewRec(k *Key, m Meta, lastAccess int64, user string, data []byte) Rec {
-	b := make([]byte, recHeader+len(user)+len(data))
+// MaxUserID bytes, label MaxLabel bytes nor data MaxData bytes; the engine
+// checks all three.
+func NewRec(k *Key, m Meta, lastAccess int64, user, label string, data []byte) Rec {
+	b := make([]byte, recHeader+len(user)+len(label)+len(data))
 	copy(b[offKey:], k[:])
 	binary.LittleEndian.PutUint64(b[offVersion:], m.Version)
 	binary.LittleEndian.PutUint64(b[offCreated:], uint64(m.Created))
@@ -106,19 +120,22 @@ func NewRec(k *Key, m Meta, lastAccess int64, user string, data []byte) Rec {
 	binary.LittleEndian.PutUint16(b[offUserLen:], uint16(len(user)))
 	b[offFlags] = m.Flags
 	binary.LittleEndian.PutUint16(b[offHint:], m.Hint)
+	binary.LittleEndian.PutUint16(b[offLabelLen:], uint16(len(label)))
 	binary.LittleEndian.PutUint64(b[offFingerprint:], m.Fingerprint)
+	binary.LittleEndian.PutUint64(b[offAuthAt:], uint64(m.AuthAt))
 	copy(b[recHeader:], user)
-	copy(b[recHeader+len(user):], data)
+	copy(b[recHeader+len(user):], label)
+	copy(b[recHeader+len(user)+len(label):], data)
 	r := Rec{&b[0]}
 	r.la().Store(lastAccess)
 	r.logged().Store(unixSec(lastAccess))
 	return r
 }
 
-// With returns a new record with key k, meta m and data, keeping r's owner,
-// last access at least lastAccess.
+// With returns a new record with key k, meta m and data, keeping r's owner
+// and label, last access at least lastAccess.
 func (r Rec) With(k *Key, m Meta, lastAccess int64, data []byte) Rec {
-	n := NewRec(k, m, max(lastAccess, r.LastAccess()), r.UserID(), data)
+	n := NewRec(k, m, max(lastAccess, r.LastAccess()), r.UserID(), r.Label(), data)
 	n.logged().Store(r.logged().Load())
 	return n
 }
@@ -161,10 +178,13 @@ func (r Rec) Hint() uint16 { return binary.LittleEndian.Uint16(r.header()[offHin
 // meaningful when Flags has FlagBound.
 func (r Rec) Fingerprint() uint64 { return binary.LittleEndian.Uint64(r.header()[offFingerprint:]) }
 
+// AuthAt returns when the session last authenticated, unix ns; 0 if never.
+func (r Rec) AuthAt() int64 { return int64(binary.LittleEndian.Uint64(r.header()[offAuthAt:])) }
+
 // Meta returns the fixed-size fields of r.
 func (r Rec) Meta() Meta {
 	return Meta{Version: r.Version(), Created: r.Created(), Idle: r.Idle(), Absolute: r.Absolute(),
-		Flags: r.Flags(), Hint: r.Hint(), Fingerprint: r.Fingerprint()}
+		Flags: r.Flags(), Hint: r.Hint(), Fingerprint: r.Fingerprint(), AuthAt: r.AuthAt()}
 }
 
 // LastAccess returns the last access in unix ns.
@@ -184,6 +204,17 @@ func (r Rec) ClaimLog(lastAccess int64, interval uint32) bool {
 	return now-old >= interval && now > old && r.logged().CompareAndSwap(old, now)
 }
 
+// SetSuspect sets or clears FlagSuspect in place. Records are otherwise
+// immutable; this is for recovery, which runs before any reader can see the
+// record.
+func (r Rec) SetSuspect(on bool) {
+	if on {
+		r.header()[offFlags] |= FlagSuspect
+	} else {
+		r.header()[offFlags] &^= FlagSuspect
+	}
+}
+
 // UserID returns the owner, or "" when the session has none. The string
 // shares r's memory, which is never modified.
 func (r Rec) UserID() string {
@@ -194,12 +225,24 @@ func (r Rec) UserID() string {
 	return unsafe.String((*byte)(unsafe.Add(unsafe.Pointer(r.p), recHeader)), n)
 }
 
+// Label returns the label the application gave the session, or "". Like
+// UserID, it shares r's memory.
+func (r Rec) Label() string {
+	h := r.header()
+	n := binary.LittleEndian.Uint16(h[offLabelLen:])
+	if n == 0 {
+		return ""
+	}
+	off := recHeader + int(binary.LittleEndian.Uint16(h[offUserLen:]))
+	return unsafe.String((*byte)(unsafe.Add(unsafe.Pointer(r.p), off)), n)
+}
+
 // Data returns the session data. It shares r's memory: callers must not
 // modify it. Its capacity equals its length, so an append copies.
 func (r Rec) Data() []byte {
 	h := r.header()
 	total := int(binary.LittleEndian.Uint32(h[offTotal:]))
-	start := recHeader + int(binary.LittleEndian.Uint16(h[offUserLen:]))
+	start := recHeader + int(binary.LittleEndian.Uint16(h[offUserLen:])) + int(binary.LittleEndian.Uint16(h[offLabelLen:]))
 	// Slicing, unlike pointer arithmetic, never forms a pointer past the
 	// allocation when the data is empty.
 	return unsafe.Slice(r.p, total)[start:total:total]
@@ -221,10 +264,12 @@ func (r Rec) Deadline(lastAccess int64) int64 {
 func (r Rec) Size() int { return int(binary.LittleEndian.Uint32(r.header()[offTotal:])) }
 
 // hasKey compares r's key with k in time independent of where they differ.
+// binary.LittleEndian compiles to plain 8-byte loads here, and unlike a cast
+// to *[2]uint64 it is defined for a Key's alignment of 1.
 func (r Rec) hasKey(k *Key) bool {
-	a := (*[2]uint64)(unsafe.Add(unsafe.Pointer(r.p), offKey))
-	b := (*[2]uint64)(unsafe.Pointer(k))
-	return (a[0]^b[0])|(a[1]^b[1]) == 0
+	a := (*Key)(unsafe.Add(unsafe.Pointer(r.p), offKey))
+	le := binary.LittleEndian
+	return (le.Uint64(a[:8])^le.Uint64(k[:8]))|(le.Uint64(a[8:])^le.Uint64(k[8:])) == 0
 }
 
 func unixSec(ns int64) uint32 { return uint32(min(max(ns/1e9, 0), 1<<32-1)) }

@@ -63,6 +63,18 @@ func (s *Shard) Init(seed uint64) {
 	s.tab.Store(newTable(minBuckets))
 }
 
+// Reset empties s, keeping its seed: recovery uses it to start over after
+// a snapshot that failed halfway through loading. Nothing else may use s
+// meanwhile.
+func (s *Shard) Reset() {
+	s.tab.Store(newTable(minBuckets))
+	s.colds.Store(0)
+	s.live.Store(0)
+	s.tombs = 0
+	s.bulk = false
+	s.heap.items = nil
+}
+
 // Lock locks s for writing.
 func (s *Shard) Lock() { s.mu.Lock() }
 
@@ -199,11 +211,12 @@ func (s *Shard) Remove(r Rec, h uint64) {
 }
 
 // PopExpired removes up to budget records whose deadline is at or before
-// now, calling gone for each just before it is removed. Records whose
-// deadline moved on since they were pushed (sliding expiry) go back on the
-// heap with their new deadline. It reports whether more records may be due.
-// Caller holds the lock.
-func (s *Shard) PopExpired(now int64, budget int, gone func(Rec)) (removed int, more bool) {
+// now, calling gone for each just before it is removed; if gone returns
+// false the record stays and is looked at again a second later. Records
+// whose deadline moved on since they were pushed (sliding expiry) go back on
+// the heap with their new deadline. It reports whether more records may be
+// due. Caller holds the lock.
+func (s *Shard) PopExpired(now int64, budget int, gone func(Rec) bool) (removed int, more bool) {
 	nowSec := unixSec(now)
 	for range budget {
 		if len(s.heap.items) == 0 || *s.heap.items[0].u32(offHeapDeadline) > nowSec {
@@ -215,12 +228,27 @@ func (s *Shard) PopExpired(now int64, budget int, gone func(Rec)) (removed int, 
 			heap.Fix(&s.heap, 0)
 			continue
 		}
-		gone(r)
+		if !gone(r) {
+			*r.u32(offHeapDeadline) = nowSec + 1
+			heap.Fix(&s.heap, 0)
+			continue
+		}
 		k := r.Key()
 		s.Remove(r, Hash(&k))
 		removed++
 	}
 	return removed, len(s.heap.items) > 0 && *s.heap.items[0].u32(offHeapDeadline) <= nowSec
+}
+
+// NextDue returns the earliest deadline on the heap, in whole unix seconds
+// (rounded up), and false if the shard is empty. A record touched since it
+// was pushed may be due later than that; never earlier. Caller holds the
+// lock.
+func (s *Shard) NextDue() (uint32, bool) {
+	if len(s.heap.items) == 0 {
+		return 0, false
+	}
+	return *s.heap.items[0].u32(offHeapDeadline), true
 }
 
 // Range calls fn for every record until fn returns false. Caller holds the

@@ -24,7 +24,7 @@ func newShard() *Shard {
 
 // put inserts a record for k with the given deadline parameters.
 func put(s *Shard, k Key, lastAccess, idle, abs int64, data string) Rec {
-	r := NewRec(&k, Meta{Version: 1, Created: lastAccess, Idle: idle, Absolute: abs}, lastAccess, "", []byte(data))
+	r := NewRec(&k, Meta{Version: 1, Created: lastAccess, Idle: idle, Absolute: abs}, lastAccess, "", "", []byte(data))
 	s.Lock()
 	s.Insert(Hash(&k), r)
 	s.Unlock()
@@ -33,7 +33,7 @@ func put(s *Shard, k Key, lastAccess, idle, abs int64, data string) Rec {
 
 func TestRecFields(t *testing.T) {
 	k := randKey()
-	r := NewRec(&k, Meta{Version: 7, Created: 100, Idle: 50, Absolute: 1000, Flags: FlagCold}, 120, "alice", []byte("payload"))
+	r := NewRec(&k, Meta{Version: 7, Created: 100, Idle: 50, Absolute: 1000, Flags: FlagCold}, 120, "alice", "", []byte("payload"))
 	assert.Equal(t, k, r.Key())
 	assert.Equal(t, uint64(7), r.Version())
 	assert.Equal(t, int64(100), r.Created())
@@ -48,16 +48,18 @@ func TestRecFields(t *testing.T) {
 	assert.Equal(t, int64(1000), r.Deadline(990), "absolute bound")
 	assert.Equal(t, int64(1000), r.Deadline(1<<62), "no overflow")
 
-	empty := NewRec(&k, Meta{}, 0, "", nil)
+	empty := NewRec(&k, Meta{}, 0, "", "", nil)
 	assert.Equal(t, "", empty.UserID())
 	assert.Empty(t, empty.Data())
 }
 
 func TestRecWithKeepsOwnerAndLatestAccess(t *testing.T) {
 	k, k2 := randKey(), randKey()
-	r := NewRec(&k, Meta{Version: 1}, 500, "bob", []byte("a"))
+	r := NewRec(&k, Meta{Version: 1}, 500, "bob", "phone", []byte("a"))
 	n := r.With(&k2, Meta{Version: 2}, 400, []byte("b"))
 	assert.Equal(t, "bob", n.UserID())
+	assert.Equal(t, "phone", n.Label())
+	assert.Equal(t, []byte("b"), n.Data())
 	assert.Equal(t, k2, n.Key())
 	assert.Equal(t, int64(500), n.LastAccess(), "never moves the last access back")
 	assert.Equal(t, []byte("a"), r.Data(), "old record unchanged")
@@ -65,7 +67,7 @@ func TestRecWithKeepsOwnerAndLatestAccess(t *testing.T) {
 
 func TestClaimLog(t *testing.T) {
 	k := randKey()
-	r := NewRec(&k, Meta{}, 10e9, "", nil)
+	r := NewRec(&k, Meta{}, 10e9, "", "", nil)
 	assert.False(t, r.ClaimLog(30e9, 60), "not yet an interval since creation")
 	assert.True(t, r.ClaimLog(70e9, 60))
 	assert.False(t, r.ClaimLog(70e9, 60), "claimed once")
@@ -142,7 +144,7 @@ func TestDeletedSlotsAreReclaimed(t *testing.T) {
 func TestRekey(t *testing.T) {
 	s := newShard()
 	digest, raw := randKey(), randKey()
-	cold := NewRec(&digest, Meta{Version: 3, Idle: 10, Absolute: 100, Flags: FlagCold}, 5, "u", []byte("d"))
+	cold := NewRec(&digest, Meta{Version: 3, Idle: 10, Absolute: 100, Flags: FlagCold}, 5, "u", "", []byte("d"))
 	s.Lock()
 	s.Insert(Hash(&digest), cold)
 	s.Unlock()
@@ -178,7 +180,7 @@ func TestPopExpired(t *testing.T) {
 	touched.Touch(15 * sec) // now due at 25 s; the heap still says 10 s
 
 	var gone []Key
-	collect := func(r Rec) { gone = append(gone, r.Key()) }
+	collect := func(r Rec) bool { gone = append(gone, r.Key()); return true }
 	s.Lock()
 	n, more := s.PopExpired(10*sec-1, 100, collect)
 	s.Unlock()
@@ -216,13 +218,51 @@ func TestPopExpired(t *testing.T) {
 	assert.Len(t, gone, 21)
 }
 
+func TestPopExpiredKeepsWhatGoneRefuses(t *testing.T) {
+	s := newShard()
+	const sec = int64(1e9)
+	r := put(s, randKey(), 0, 10*sec, 100*sec, "")
+	refuse := true
+	s.Lock()
+	n, more := s.PopExpired(10*sec, 10, func(Rec) bool { return !refuse })
+	s.Unlock()
+	assert.Equal(t, 0, n)
+	assert.False(t, more, "a kept record is due again a second later, not now")
+	k := r.Key()
+	assert.False(t, s.Lookup(&k, Hash(&k)).IsZero())
+	due, ok := s.NextDue()
+	assert.True(t, ok)
+	assert.Equal(t, uint32(11), due)
+	refuse = false
+	s.Lock()
+	n, _ = s.PopExpired(11*sec, 10, func(Rec) bool { return !refuse })
+	s.Unlock()
+	assert.Equal(t, 1, n)
+	_, ok = s.NextDue()
+	assert.False(t, ok)
+}
+
+func TestRecLabelAndAuth(t *testing.T) {
+	k := randKey()
+	r := NewRec(&k, Meta{AuthAt: 77}, 1, "u", "laptop", []byte("data"))
+	assert.Equal(t, "u", r.UserID())
+	assert.Equal(t, "laptop", r.Label())
+	assert.Equal(t, []byte("data"), r.Data())
+	assert.Equal(t, int64(77), r.AuthAt())
+	assert.Equal(t, int64(77), r.Meta().AuthAt)
+	r.SetSuspect(true)
+	assert.Equal(t, FlagSuspect, r.Flags())
+	r.SetSuspect(false)
+	assert.Zero(t, r.Flags())
+}
+
 func TestAbsoluteDeadlineBoundsPop(t *testing.T) {
 	s := newShard()
 	const sec = int64(1e9)
 	r := put(s, randKey(), 0, 100*sec, 30*sec, "")
 	r.Touch(90 * sec)
 	s.Lock()
-	n, _ := s.PopExpired(30*sec, 10, func(Rec) {})
+	n, _ := s.PopExpired(30*sec, 10, func(Rec) bool { return true })
 	s.Unlock()
 	assert.Equal(t, 1, n, "touching cannot extend past the absolute deadline")
 }
@@ -251,7 +291,7 @@ func TestConcurrentReadersAndWriters(t *testing.T) {
 					old := s.Lookup(&k, h)
 					switch {
 					case old.IsZero():
-						s.Insert(h, NewRec(&k, Meta{Version: 1, Idle: 1e12, Absolute: 1e12}, 1, "", []byte{byte(i)}))
+						s.Insert(h, NewRec(&k, Meta{Version: 1, Idle: 1e12, Absolute: 1e12}, 1, "", "", []byte{byte(i)}))
 					case round%3 == 2:
 						s.Remove(old, h)
 					default:
@@ -335,7 +375,7 @@ func TestBulkInsertReplaceRemove(t *testing.T) {
 	for i := range keys {
 		keys[i] = randKey()
 		idle := int64(1000-i) * sec // deadlines in reverse insertion order
-		r := NewRec(&keys[i], Meta{Version: 1, Idle: idle, Absolute: 10000 * sec}, 0, "", nil)
+		r := NewRec(&keys[i], Meta{Version: 1, Idle: idle, Absolute: 10000 * sec}, 0, "", "", nil)
 		s.Insert(Hash(&keys[i]), r)
 		due[keys[i]] = 1000 - int64(i)
 	}
@@ -349,7 +389,7 @@ func TestBulkInsertReplaceRemove(t *testing.T) {
 	for i := n - 2; i >= 0; i -= 3 { // move others earlier
 		k := keys[i]
 		old := s.Lookup(&k, Hash(&k))
-		r := NewRec(&k, Meta{Version: 2, Idle: 10 * sec, Absolute: 10000 * sec}, 0, "", nil)
+		r := NewRec(&k, Meta{Version: 2, Idle: 10 * sec, Absolute: 10000 * sec}, 0, "", "", nil)
 		s.Replace(old, Hash(&k), r)
 		due[k] = 10
 	}
@@ -360,10 +400,11 @@ func TestBulkInsertReplaceRemove(t *testing.T) {
 	var popped []Key
 	for sec := int64(0); sec <= 1000; sec++ {
 		s.Lock()
-		_, more := s.PopExpired(sec*1e9, n, func(r Rec) {
+		_, more := s.PopExpired(sec*1e9, n, func(r Rec) bool {
 			k := r.Key()
 			assert.Equal(t, due[k], sec, "popped at its deadline, not later")
 			popped = append(popped, k)
+			return true
 		})
 		s.Unlock()
 		require.False(t, more)

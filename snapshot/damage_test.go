@@ -3,6 +3,7 @@ package snapshot_test
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -248,16 +249,22 @@ func TestHeaderLSNMustMatchFileName(t *testing.T) {
 	assertCorrupt(t, err, elsewhere)
 }
 
-func TestNewerVersionIsNotDamage(t *testing.T) {
+// TestOtherVersionIsNotDamage: a snapshot of an older or a newer format is
+// refused naming its version, never reported as damage (which would make
+// recovery fall back past it).
+func TestOtherVersionIsNotDamage(t *testing.T) {
 	snapshot.VerifyNoLeaks(t)
 	recs := withLSN(makeRecords(3, 1), 9)
 	valid := snapshot.BuildFile(9, 1, []snapshot.Chunk{{Frames: frames(recs...), Records: 3}}, snapshot.Footer{})
 	path := snapPath(t.TempDir(), 9)
-	applied, err := loadDamaged(t, path, patchHeader(valid, 8, snapshot.FormatVersion+1))
-	require.ErrorIs(t, err, snapshot.ErrUnsupportedVersion)
-	assert.NotErrorIs(t, err, snapshot.ErrCorrupt)
-	assert.Contains(t, err.Error(), filepath.Base(path))
-	assert.Zero(t, applied)
+	for _, v := range []uint32{snapshot.FormatVersion - 1, snapshot.FormatVersion + 1} {
+		applied, err := loadDamaged(t, path, patchHeader(valid, 8, v))
+		require.ErrorIs(t, err, snapshot.ErrUnsupportedVersion)
+		assert.NotErrorIs(t, err, snapshot.ErrCorrupt)
+		assert.Contains(t, err.Error(), filepath.Base(path))
+		assert.Contains(t, err.Error(), fmt.Sprintf("version %d (this build reads version %d only)", v, snapshot.FormatVersion))
+		assert.Zero(t, applied)
+	}
 }
 
 // TestLengthsCannotForceAllocation: lengths in the footer are checked against

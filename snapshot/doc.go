@@ -20,8 +20,11 @@
 //	0000000000009c41.snap.5f0e3a1c.tmp     a Write in progress, or left by a crash
 //
 // The snapshot at LSN L holds the state after every record up to and
-// including L, and possibly some later ones (snapshots are fuzzy; see
-// DESIGN.md): recovery loads it and replays the log from L+1. LSN 0 is never
+// including L, and possibly some later ones (snapshots are fuzzy: writes go
+// on while one is taken): recovery loads it and replays the log from L+1.
+// Write calls Options.BeforePublish, if set, before the snapshot's name
+// appears; the engine makes every record the snapshot may hold durable in
+// the log there. LSN 0 is never
 // a snapshot. Files are created with mode 0600 and the directory with 0700.
 // Write creates "<name>.snap.<8 random hex digits>.tmp", fsyncs it, renames it
 // to its final name and fsyncs the directory, so a complete ".snap" name only
@@ -47,7 +50,7 @@
 // All integers are little-endian. The header:
 //
 //	+0   magic     8 bytes   "SESSNAP\x00"
-//	+8   version   uint32    2 (formatVersion; 2 since Puts carry a fingerprint)
+//	+8   version   uint32    3 (formatVersion; it follows wal's format version)
 //	+12  reserved  uint32    0
 //	+16  LSN       uint64    equal to the number in the file name, at least 1
 //	+24  created   int64     unix nanoseconds; 0 if unknown
@@ -86,9 +89,10 @@
 // the trailer, a table whose lengths do not add up to the space between the
 // header and the table, any chunk or frame that fails its check, a record that
 // is not a canonical Put of the snapshot's LSN, and per-chunk or total counts
-// that disagree with the records found. A valid header whose version is
-// newer than this package's is not damage but [ErrUnsupportedVersion]: an
-// older program must not fall back past a snapshot it merely cannot read.
+// that disagree with the records found. A valid header of any other version,
+// older or newer, is not damage but [ErrUnsupportedVersion], naming the
+// version: a program must not fall back past a snapshot it merely cannot
+// read, nor misread one as damage.
 //
 // The magics, the header, table entry and trailer layouts, formatVersion,
 // [MaxChunkSize] and the CRC polynomial are part of the format, together with

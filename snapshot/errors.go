@@ -13,7 +13,7 @@ var (
 	ErrCorrupt = errors.New("snapshot: corrupt snapshot")
 
 	// ErrUnsupportedVersion is returned by Load for a well-formed header
-	// with a format version newer than this package writes. It does not
+	// with a format version other than the one this package writes. It does not
 	// wrap ErrCorrupt: the file is probably fine, and falling back to an
 	// older snapshot would silently lose what the log no longer holds.
 	ErrUnsupportedVersion = errors.New("snapshot: unsupported format version")

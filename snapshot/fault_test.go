@@ -8,6 +8,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -321,4 +322,40 @@ func TestWriteRejectsBadArguments(t *testing.T) {
 	_, err = snapshot.Write(dir, 1, created, 1, nil, testOptions(1, 0))
 	assert.Error(t, err, "nil fill")
 	assert.Empty(t, dirNames(t, dir))
+}
+
+// TestBeforePublishRunsBeforeTheName: the hook sees the file complete but
+// not yet under its final name, and its error leaves no snapshot behind.
+func TestBeforePublishRunsBeforeTheName(t *testing.T) {
+	snapshot.VerifyNoLeaks(t)
+	dir := t.TempDir()
+	recs := makeRecords(10, 1)
+	fill := func(_ int, add func(*wal.Record) error) error {
+		for i := range recs {
+			if err := add(&recs[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	calls := 0
+	opts := snapshot.Options{BeforePublish: func() error {
+		calls++
+		snaps, err := snapshot.List(dir, snapshot.Options{})
+		require.NoError(t, err)
+		assert.Empty(t, snaps, "the name appears only after the hook")
+		return errors.New("log not durable")
+	}}
+	_, err := snapshot.Write(dir, 5, time.Time{}, 1, fill, opts)
+	require.ErrorContains(t, err, "log not durable")
+	assert.Equal(t, 1, calls)
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	assert.Empty(t, entries, "nothing left behind")
+
+	opts.BeforePublish = func() error { calls++; return nil }
+	info, err := snapshot.Write(dir, 5, time.Time{}, 1, fill, opts)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(10), info.Sessions)
+	assert.Equal(t, 2, calls)
 }

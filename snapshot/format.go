@@ -15,7 +15,7 @@ import (
 const (
 	headerMagic   = "SESSNAP\x00"
 	trailerMagic  = "SNAPEND\x00"
-	formatVersion = 2
+	formatVersion = 3
 	headerSize    = 40
 	entrySize     = 12
 	trailerSize   = 32
@@ -113,10 +113,11 @@ func parseHeader(b []byte) (h header, reason string, err error) {
 		return h, "bad header magic", nil
 	case crc32.Checksum(b[:32], castagnoli) != binary.LittleEndian.Uint32(b[32:]):
 		return h, "header checksum mismatch", nil
-	case binary.LittleEndian.Uint32(b[8:]) > formatVersion:
-		return h, "", fmt.Errorf("%w %d", ErrUnsupportedVersion, binary.LittleEndian.Uint32(b[8:]))
+	case binary.LittleEndian.Uint32(b[8:]) == 0:
+		return h, "format version 0", nil // no version 0 was ever written
 	case binary.LittleEndian.Uint32(b[8:]) != formatVersion:
-		return h, fmt.Sprintf("format version %d", binary.LittleEndian.Uint32(b[8:])), nil
+		return h, "", fmt.Errorf("%w %d (this build reads version %d only)",
+			ErrUnsupportedVersion, binary.LittleEndian.Uint32(b[8:]), formatVersion)
 	case binary.LittleEndian.Uint32(b[12:]) != 0 || binary.LittleEndian.Uint32(b[36:]) != 0:
 		return h, "non-zero reserved header bytes", nil
 	}

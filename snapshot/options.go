@@ -20,6 +20,12 @@ type Options struct {
 	// Logger receives reports of removed leftovers and failed clean-ups;
 	// nil means slog.Default(). Record contents are never logged.
 	Logger *slog.Logger
+	// BeforePublish, if set, runs in Write once the snapshot's temporary
+	// file is complete and fsynced and before it is renamed to its final
+	// name. An error fails the Write, which then removes the file. The
+	// engine makes the log durable there through every record the snapshot
+	// may hold, so that no snapshot is ever ahead of the log.
+	BeforePublish func() error
 
 	// chunkTarget and lookahead override defaultChunkTarget and
 	// lookaheadBytes so that tests can make many chunks out of few records

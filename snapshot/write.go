@@ -34,6 +34,9 @@ import (
 // and fill should then return. add fails with wal.ErrInvalidRecord for a record that is not a Put
 // and with wal.ErrTooLarge for one that would not fit in a frame.
 //
+// opts.BeforePublish, if set, runs after the file is complete and durable
+// and before its final name appears; its error fails the Write.
+//
 // Writing a snapshot at an LSN that already has one replaces it atomically.
 // Write must not run concurrently with Prune on the same directory, which
 // removes temporary files.
@@ -61,6 +64,11 @@ func Write(dir string, lsn uint64, created time.Time, chunks int, fill func(chun
 	if err == nil {
 		err = syncClose(f, tmp)
 		f = nil
+	}
+	if err == nil && opts.BeforePublish != nil {
+		if err = opts.BeforePublish(); err != nil {
+			err = fmt.Errorf("snapshot: before publishing: %w", err)
+		}
 	}
 	existed := false
 	if err == nil {

@@ -19,7 +19,7 @@ func samplePut() Record {
 		Version: 3, Created: 1_700_000_000_000_000_000, LastAccess: 1_700_000_001_000_000_000,
 		Idle: 30 * 60 * 1e9, Absolute: 1_700_086_400_000_000_000,
 		UserID: []byte("user-42"), SealKeyID: 2, Data: bytes.Repeat([]byte{0xab}, 200),
-		Fingerprint: 0x9e3779b97f4a7c15,
+		Fingerprint: 0x9e3779b97f4a7c15, AuthAt: 1_700_000_000_500_000_000, Label: []byte("phone"),
 	}
 	return r
 }
@@ -37,7 +37,7 @@ func TestAppendRecordDecodeRecordRoundTrip(t *testing.T) {
 	}
 }
 
-// TestPutGoldenBytes pins the Put layout of format version 2 byte by byte,
+// TestPutGoldenBytes pins the Put layout of format version 3 byte by byte,
 // written out by hand from the package comment rather than by the encoder,
 // so that a change to the encoder that changes the format fails here.
 func TestPutGoldenBytes(t *testing.T) {
@@ -46,9 +46,10 @@ func TestPutGoldenBytes(t *testing.T) {
 		Key:     Key{Digest: [16]byte{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}, Hint: 0x0102},
 		Version: 1, Created: 2, LastAccess: -1, Idle: 0x80, Absolute: 0x10000,
 		UserID: []byte("u"), Data: []byte{0xaa, 0xbb}, Fingerprint: 0xfedcba9876543210,
+		AuthAt: 3, Label: []byte("pc"),
 	}
 	want := bytes.Join([][]byte{
-		{0x9d},       // fixarray of 13
+		{0x9f},       // fixarray of 15
 		{0x01},       // op Put
 		{0xc4, 0x10}, // digest: bin8 of 16
 		{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15},
@@ -62,6 +63,8 @@ func TestPutGoldenBytes(t *testing.T) {
 		{0x00},                         // sealKeyID: plaintext
 		{0xc4, 0x02, 0xaa, 0xbb},       // data: bin8
 		{0xcf, 0xfe, 0xdc, 0xba, 0x98, 0x76, 0x54, 0x32, 0x10}, // fingerprint: uint64
+		{0x03},             // authAt
+		{0xa2, 'p', 'c'},   // label: fixstr
 		{0xcd, 0x12, 0x34}, // lsn: uint16
 	}, nil)
 	assert.Equal(t, want, AppendRecord(nil, &r))
@@ -70,7 +73,7 @@ func TestPutGoldenBytes(t *testing.T) {
 	assert.Equal(t, r, CloneRecord(&got))
 
 	r.Fingerprint = 0 // unbound: one byte
-	want = append(want[:len(want)-12], 0x00, 0xcd, 0x12, 0x34)
+	want = append(want[:len(want)-16], 0x00, 0x03, 0xa2, 'p', 'c', 0xcd, 0x12, 0x34)
 	assert.Equal(t, want, AppendRecord(nil, &r))
 }
 
@@ -210,7 +213,7 @@ func TestPayloadIsGenericMessagePack(t *testing.T) {
 
 	digest := put.Key.Digest[:]
 	putFields := []any{uint64(1), digest, uint64(0xbeef), uint64(3), put.Created, put.LastAccess,
-		put.Idle, put.Absolute, "user-42", uint64(2), put.Data, put.Fingerprint}
+		put.Idle, put.Absolute, "user-42", uint64(2), put.Data, put.Fingerprint, put.AuthAt, "phone"}
 	cases := []struct {
 		name string
 		r    Record
@@ -389,10 +392,12 @@ func splitPut(t *testing.T, payload []byte) [][]byte {
 	for i := 0; i < 4; i++ {
 		mark(func() { c.int("time") })
 	}
-	mark(func() { c.str() })
+	mark(func() { c.str("userID") })
 	mark(func() { c.uint(math.MaxUint32, "seal") })
 	mark(func() { c.bin() })
 	mark(func() { c.uint(math.MaxUint64, "fingerprint") })
+	mark(func() { c.int("authAt") })
+	mark(func() { c.str("label") })
 	mark(func() { c.uint(math.MaxUint64, "lsn") })
 	require.Empty(t, c.b)
 	return out

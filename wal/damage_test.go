@@ -202,14 +202,14 @@ func TestEndMarkerBeforeValidFrameIsCorruption(t *testing.T) {
 	assert.ErrorIs(t, err, wal.ErrEndMarker)
 }
 
-// TestUnsupportedVersionIsNeverSkipped covers an older format (version 1,
-// whose Put lacked the fingerprint and must not be misread as version 2) and
-// a newer one: both fail Open naming the version, even with SkipDamaged.
+// TestUnsupportedVersionIsNeverSkipped covers older formats (versions 1 and
+// 2, whose Puts were shorter and must not be misread as version 3) and a
+// newer one: all fail Open naming the version, even with SkipDamaged.
 func TestUnsupportedVersionIsNeverSkipped(t *testing.T) {
 	wal.VerifyNoLeaks(t)
 	src := damageSource(t)
 	work := filepath.Join(t.TempDir(), "work")
-	for _, version := range []uint32{1, 3} {
+	for _, version := range []uint32{1, 2, 4} {
 		copyDir(t, src.dir, work)
 		path := filepath.Join(work, wal.SegmentName(1))
 		data, err := os.ReadFile(path)

@@ -129,10 +129,12 @@ func (c *cursor) body(r *Record, op Op) {
 		r.LastAccess = c.int("lastAccess")
 		r.Idle = c.int("idle")
 		r.Absolute = c.int("absolute")
-		r.UserID = c.str()
+		r.UserID = c.str("userID")
 		r.SealKeyID = uint32(c.uint(math.MaxUint32, "sealKeyID"))
 		r.Data = c.bin()
 		r.Fingerprint = c.uint(math.MaxUint64, "fingerprint")
+		r.AuthAt = c.int("authAt")
+		r.Label = c.str("label")
 	case OpTouch:
 		r.LastAccess = c.int("lastAccess")
 	}
@@ -283,8 +285,8 @@ func (c *cursor) arrayLen() int {
 	return int(n)
 }
 
-func (c *cursor) str() []byte {
-	t := c.byte1("userID")
+func (c *cursor) str(field string) []byte {
+	t := c.byte1(field)
 	if c.bad {
 		return nil
 	}
@@ -293,16 +295,16 @@ func (c *cursor) str() []byte {
 	case t&0xe0 == mpFixstr:
 		n = uint64(t & 0x1f)
 	case t == mpStr8:
-		n, min = c.size(1, "userID"), 32
+		n, min = c.size(1, field), 32
 	case t == mpStr16:
-		n, min = c.size(2, "userID"), 0x100
+		n, min = c.size(2, field), 0x100
 	case t == mpStr32:
-		n, min = c.size(4, "userID"), 0x10000
+		n, min = c.size(4, field), 0x10000
 	default:
-		c.fail("userID", "want str")
+		c.fail(field, "want str")
 		return nil
 	}
-	return c.blob(n, min, "userID")
+	return c.blob(n, min, field)
 }
 
 func (c *cursor) bin() []byte {

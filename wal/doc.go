@@ -39,7 +39,7 @@
 // The segment header (all integers little-endian):
 //
 //	+0   magic     8 bytes   "SESSWAL\x00"
-//	+8   version   uint32    2 (formatVersion)
+//	+8   version   uint32    3 (formatVersion)
 //	+12  reserved  uint32    0
 //	+16  first LSN uint64    equal to the number in the file name
 //	+24  CRC       uint32    CRC-32C (Castagnoli) of bytes 0..23
@@ -49,7 +49,8 @@
 // words or a first LSN that disagrees with the file name. A valid header with
 // any other version, older or newer, is an error of its own that names the
 // version, never skipped as damage and never read as the current format.
-// Version 1 (never released) had no fingerprint in Put; it is not read.
+// Versions 1 and 2 had shorter Puts (see formatVersion in segment.go); they
+// are not read.
 //
 // # Frame
 //
@@ -70,7 +71,7 @@
 // The payload is exactly one MessagePack array, in canonical form:
 //
 //	Put    = [1, digest, hint, version, created, lastAccess, idle, absolute,
-//	          userID, sealKeyID, data, fingerprint, lsn]
+//	          userID, sealKeyID, data, fingerprint, authAt, label, lsn]
 //	Delete = [2, digest, hint, lsn]
 //	Touch  = [3, digest, hint, lastAccess, lsn]
 //	Batch  = [4, [op, ...], lsn]
@@ -90,10 +91,19 @@
 //	data        bin
 //	fingerprint uint, the hash of the client fingerprint the session is bound
 //	            to; 0 means unbound
+//	authAt      int, unix nanoseconds of the session's last authentication;
+//	            0 if it never authenticated
+//	label       str, the application's name for the session (a device, say)
 //	lsn         uint, at least 1
 //
+// When sealKeyID is not zero, the engine has sealed the Put: version,
+// created, lastAccess, idle, absolute, fingerprint and authAt are 0, userID
+// and label are empty, and data holds all of them and the session data,
+// sealed with AES-256-GCM whose additional data covers op, digest and hint.
+// This package only carries the bytes.
+//
 // A Batch holds at least one sub-record; sub-records are Put, Delete or Touch
-// arrays without their lsn element (so 12, 3 and 4 elements long) and never
+// arrays without their lsn element (so 14, 3 and 4 elements long) and never
 // another Batch. Its ops apply together under the Batch's LSN.
 //
 // The LSN is the last element so that a writer can encode and checksum the

@@ -28,7 +28,7 @@ const (
 
 // Element counts of each record array, with and without the trailing LSN.
 const (
-	putFields    = 12
+	putFields    = 14
 	deleteFields = 3
 	touchFields  = 4
 	batchFields  = 2
@@ -65,7 +65,9 @@ func appendBody(b []byte, r *Record, withLSN bool) []byte {
 		b = appendStr(b, r.UserID)
 		b = appendUint(b, uint64(r.SealKeyID))
 		b = appendBin(b, r.Data)
-		return appendUint(b, r.Fingerprint)
+		b = appendUint(b, r.Fingerprint)
+		b = appendInt(b, r.AuthAt)
+		return appendStr(b, r.Label)
 	case OpDelete:
 		b = appendArrayLen(b, deleteFields+extra)
 		return appendKey(b, r.Op, &r.Key)

@@ -33,6 +33,10 @@ var (
 	// ErrMalformed is wrapped by DecodeRecord's errors: the payload is not a
 	// canonical record.
 	ErrMalformed = errors.New("wal: malformed record")
+
+	// ErrMissingSegment is wrapped by the *CorruptError of an Open that does
+	// not find the newest segment it was told of (Options.ExpectSegment).
+	ErrMissingSegment = errors.New("wal: segment files are missing")
 )
 
 // Frame errors returned by ReadFrame. Only ErrEndMarker can be part of a

@@ -80,6 +80,8 @@ func randomSimple(rng *rand.Rand, op Op) Record {
 		r.SealKeyID = uint32(randomUint(rng))
 		r.Data = randomBytes(rng, []int{0, 1, 200, 255, 256, 70000})
 		r.Fingerprint = randomUint(rng)
+		r.AuthAt = randomInt(rng)
+		r.Label = randomBytes(rng, []int{0, 1, 31, 32, 255})
 	case OpTouch:
 		r.LastAccess = randomInt(rng)
 	}
@@ -127,6 +129,7 @@ func CloneRecord(r *Record) Record {
 	c := *r
 	c.UserID = clone(r.UserID)
 	c.Data = clone(r.Data)
+	c.Label = clone(r.Label)
 	c.Ops = nil
 	for i := range r.Ops {
 		c.Ops = append(c.Ops, CloneRecord(&r.Ops[i]))
@@ -162,4 +165,11 @@ func GatherTarget(l *Log) uint64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.gatherWant
+}
+
+// DurableWaiters returns how many goroutines wait for an fsync.
+func (l *Log) DurableWaiters() int {
+	l.waitMu.Lock()
+	defer l.waitMu.Unlock()
+	return len(l.durableWaiters)
 }

@@ -90,10 +90,17 @@ func (l *Log) flusher() {
 			l.recycle(buf)
 			continue
 		}
+		durableBefore := l.durableLSN.Load()
 		if err := l.writeBatch(buf, first, cuts); err != nil {
 			l.fail(err)
 			l.recycle(buf)
 			continue
+		}
+		if l.durableLSN.Load() > durableBefore {
+			// A rotation fsynced the old segment: whoever waits for what
+			// that covered (a Sync, WaitDurable) must hear of it now, as
+			// no further fsync may come.
+			l.notify()
 		}
 		if len(buf) > 0 {
 			l.writtenBytes.Add(uint64(len(buf)))
@@ -174,6 +181,9 @@ func (l *Log) writeFrames(chunk []byte, lsn *uint64) error {
 			return fmt.Errorf("write %s: %w", segmentName(l.cur.first), err)
 		}
 		l.writes.Add(1)
+		if l.opts.OnWrite != nil {
+			l.opts.OnWrite(k, n)
+		}
 		l.cur.size += int64(n)
 		l.cur.next += k
 		if l.opts.Sync == SyncAlways && l.cur.size >= l.cur.zeroed {
@@ -266,7 +276,13 @@ func (l *Log) rotate(first uint64) error {
 		return fmt.Errorf("prepare next segment: %w", s.err)
 	}
 	path := filepath.Join(l.dir, segmentName(first))
+	// The header is durable before the name: a segment named but headless
+	// after a power cut would be removed as torn at Open, and with it the
+	// record that it was the newest (Options.OnSegment).
 	err := writeAll(s.f, appendSegmentHeader(nil, first), 0)
+	if err == nil {
+		err = s.f.Sync()
+	}
 	if err == nil {
 		err = l.fsys.Rename(s.path, path)
 	}
@@ -276,6 +292,9 @@ func (l *Log) rotate(first uint64) error {
 	if err != nil {
 		s.f.Close()
 		return fmt.Errorf("start segment %s: %w", segmentName(first), err)
+	}
+	if l.opts.OnSegment != nil {
+		l.opts.OnSegment(first)
 	}
 	l.fileMu.Lock()
 	l.cur = &segment{first: first, next: first, size: segmentHeaderSize, zeroed: segmentHeaderSize, f: s.f}
@@ -294,8 +313,12 @@ func (l *Log) rotate(first uint64) error {
 // had been written. A failure is returned, not recorded: callers fail the log.
 func (l *Log) syncFile(s *segment) error {
 	written := l.writtenLSN.Load()
+	start := time.Now()
 	if err := s.f.Sync(); err != nil {
 		return fmt.Errorf("fsync %s: %w", segmentName(s.first), err)
+	}
+	if l.opts.OnFsync != nil {
+		l.opts.OnFsync(time.Since(start))
 	}
 	l.fsyncs.Add(1)
 	l.advanceDurable(written)

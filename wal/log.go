@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -275,7 +276,9 @@ func (l *Log) Roll() (last uint64, err error) {
 
 // RemoveThrough deletes, oldest first, the segments all of whose records have
 // LSNs at or below lsn. It never deletes the segment being appended to, so it
-// may keep a segment that a Roll has not moved past yet.
+// may keep a segment that a Roll has not moved past yet. A segment that Open
+// skipped damage in (ReplayInfo.DamagedSegments) is not deleted but moved
+// into the "quarantine" directory beside the segments, for inspection.
 func (l *Log) RemoveThrough(lsn uint64) error {
 	l.mu.Lock()
 	closing := l.closing
@@ -287,9 +290,9 @@ func (l *Log) RemoveThrough(lsn uint64) error {
 	defer l.segMu.Unlock()
 	n := 0
 	for n+1 < len(l.segs) && l.segs[n+1].first-1 <= lsn {
-		if err := l.fsys.Remove(filepath.Join(l.dir, segmentName(l.segs[n].first))); err != nil {
+		if err := l.discard(segmentName(l.segs[n].first)); err != nil {
 			l.segs = l.segs[n:]
-			return fmt.Errorf("wal: remove segment: %w", err)
+			return err
 		}
 		n++
 	}
@@ -301,6 +304,43 @@ func (l *Log) RemoveThrough(lsn uint64) error {
 		return fmt.Errorf("wal: %w", err)
 	}
 	return nil
+}
+
+// QuarantineDir is the directory, inside the log's, that RemoveThrough moves
+// damaged segments into.
+const QuarantineDir = "quarantine"
+
+// discard removes a segment file, or moves it into the quarantine directory
+// if replay found damage in it.
+func (l *Log) discard(name string) error {
+	path := filepath.Join(l.dir, name)
+	if !slices.Contains(l.replay.DamagedSegments, name) {
+		if err := l.fsys.Remove(path); err != nil {
+			return fmt.Errorf("wal: remove segment: %w", err)
+		}
+		return nil
+	}
+	q := filepath.Join(l.dir, QuarantineDir)
+	err := l.fsys.MkdirAll(q, dirMode)
+	if err == nil {
+		err = l.fsys.Rename(path, filepath.Join(q, name))
+	}
+	if err == nil {
+		err = l.fsys.SyncDir(q)
+	}
+	if err != nil {
+		return fmt.Errorf("wal: quarantine damaged segment: %w", err)
+	}
+	l.logger.Warn("wal: moved a damaged segment into quarantine", slog.String("file", name),
+		slog.String("dir", q))
+	return nil
+}
+
+// NewestSegment returns the first LSN of the segment being appended to.
+func (l *Log) NewestSegment() uint64 {
+	l.segMu.Lock()
+	defer l.segMu.Unlock()
+	return l.segs[len(l.segs)-1].first
 }
 
 // LastLSN returns the last LSN assigned (by Append, or found at Open).

@@ -74,6 +74,30 @@ type Options struct {
 	// nil means slog.Default(). Record contents are never logged.
 	Logger *slog.Logger
 
+	// OnSkip, if set, is called during Open's replay, in order with the
+	// records, where SkipDamaged skips the rest of a damaged segment: the
+	// records skipped there are unknown, so whatever they may have changed
+	// must be treated as unknown too.
+	OnSkip func(segment string)
+	// OnSegment, if set, is called with the first LSN of every segment
+	// created after Open, once the segment file and its name are durable.
+	// It runs on the flusher goroutine and delays the writes behind it:
+	// keep it short. The engine records the newest segment outside the log
+	// with it, so that a missing newest segment is noticed at Open.
+	OnSegment func(first uint64)
+	// ExpectSegment, if not zero, is the first LSN of the newest segment
+	// that was ever created, as OnSegment reported it. Open fails with a
+	// *CorruptError wrapping ErrMissingSegment if no segment at or past it
+	// is on disk (a deleted newest segment, or a deleted log), unless
+	// SkipDamaged, which then treats it as skipped damage (OnSkip).
+	ExpectSegment uint64
+	// OnWrite and OnFsync, if set, are called after every write of a batch
+	// (with the records and bytes it held) and every fsync of segment data
+	// (with its duration), on the goroutine that made it. They are for
+	// metrics; keep them short.
+	OnWrite func(records uint64, bytes int)
+	OnFsync func(time.Duration)
+
 	// everysecInFlusher makes the flusher itself fsync every SyncInterval
 	// instead of a separate syncer goroutine. Only the benchmark that
 	// justified the syncer sets it.

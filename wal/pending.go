@@ -88,7 +88,8 @@ func bodySize(r *Record) int {
 		n += uintSize(r.Version) + intSize(r.Created) + intSize(r.LastAccess) +
 			intSize(r.Idle) + intSize(r.Absolute) + uintSize(uint64(r.SealKeyID)) +
 			strHeaderSize(len(r.UserID)) + len(r.UserID) +
-			binHeaderSize(len(r.Data)) + len(r.Data) + uintSize(r.Fingerprint)
+			binHeaderSize(len(r.Data)) + len(r.Data) + uintSize(r.Fingerprint) +
+			intSize(r.AuthAt) + strHeaderSize(len(r.Label)) + len(r.Label)
 	case OpTouch:
 		n += intSize(r.LastAccess)
 	}

@@ -54,7 +54,9 @@ type Record struct {
 	LSN uint64 // assigned by Log.Append; zero in a Batch's sub-records
 	Key Key
 
-	// Put only, except that Touch carries LastAccess too.
+	// Put only, except that Touch carries LastAccess too. A Put whose
+	// SealKeyID is not zero carries its other fields inside Data, sealed,
+	// and zero here; the engine seals and opens them.
 	Version    uint64
 	Created    int64 // unix nanoseconds
 	LastAccess int64 // unix nanoseconds
@@ -67,6 +69,11 @@ type Record struct {
 	// bound to; 0 means unbound. Logged so that a restart keeps the binding
 	// instead of silently lifting it.
 	Fingerprint uint64
+	// AuthAt is when the session last authenticated, unix nanoseconds; 0
+	// if it never did.
+	AuthAt int64
+	// Label is the application's name for the session, such as a device.
+	Label []byte
 
 	// Batch only: the Put, Delete and Touch records applied together under
 	// the Batch's LSN.

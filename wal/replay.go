@@ -38,6 +38,18 @@ func replay(fsys FS, dir string, opts Options, logger *slog.Logger, from uint64,
 	if err != nil {
 		return res, fmt.Errorf("wal: %w", err)
 	}
+	if x := opts.ExpectSegment; x > 0 && (len(segs) == 0 || segs[len(segs)-1].first < x) {
+		reason := fmt.Sprintf("the log was written up to segment %s, which is not there", segmentName(x))
+		if !opts.SkipDamaged {
+			return res, &CorruptError{File: segmentName(x), Reason: reason, Err: ErrMissingSegment}
+		}
+		r.info.SkippedSegments++
+		r.info.MissingSegments = true
+		logger.Warn("wal: "+reason+"; going on without it", slog.String("file", segmentName(x)))
+		if opts.OnSkip != nil {
+			defer opts.OnSkip(segmentName(x)) // after what is there: nothing follows it
+		}
+	}
 	kept := make([]segInfo, 0, len(segs))
 	for i := range segs {
 		s := segs[i]
@@ -257,7 +269,11 @@ func (r *replayer) damage(name string, off int64, last bool, reason string, caus
 		return ce
 	}
 	r.info.SkippedSegments++
+	r.info.DamagedSegments = append(r.info.DamagedSegments, name)
 	r.gapOK = true
+	if r.opts.OnSkip != nil {
+		r.opts.OnSkip(name)
+	}
 	r.logger.Warn("wal: skipping the rest of a damaged segment",
 		slog.String("file", name), slog.Int64("offset", off), slog.String("reason", reason))
 	if !last {

@@ -14,15 +14,17 @@ import (
 
 // Segment file format constants; part of the format (see the package comment).
 //
-// formatVersion history (nothing before 2 was released, so only the current
-// version is read):
+// formatVersion history (only the current version is read; an older one is
+// refused with an error that names it, never read as damage):
 //
 //	1  Put without the fingerprint element
 //	2  Put ends with fingerprint before the LSN
+//	3  Put ends with fingerprint, authAt and label before the LSN; a sealed
+//	   Put carries its metadata inside its sealed data
 const (
 	segmentExt        = ".wal"
 	segmentMagic      = "SESSWAL\x00"
-	formatVersion     = 2
+	formatVersion     = 3
 	segmentHeaderSize = 32
 )
 
@@ -36,10 +38,11 @@ const (
 	dirMode  = 0o700
 )
 
-// errUnsupportedVersion marks a well-formed header of another format version,
-// older or newer. It is never treated as damage: skipping it would silently
-// drop data, and decoding it as the current version would misread it.
-var errUnsupportedVersion = errors.New("wal: unsupported segment format version")
+// ErrUnsupportedVersion marks a well-formed segment header of another format
+// version, older or newer. It is never treated as damage: skipping it would
+// silently drop data, and decoding it as the current version would misread
+// it.
+var ErrUnsupportedVersion = errors.New("wal: unsupported segment format version")
 
 // segmentName returns the file name of the segment whose first LSN is first.
 func segmentName(first uint64) string {
@@ -73,7 +76,7 @@ func appendSegmentHeader(b []byte, first uint64) []byte {
 }
 
 // checkSegmentHeader validates the header at the start of b for the segment
-// named first. It returns a reason for damage, or errUnsupportedVersion.
+// named first. It returns a reason for damage, or ErrUnsupportedVersion.
 func checkSegmentHeader(b []byte, first uint64) (reason string, err error) {
 	switch {
 	case len(b) < segmentHeaderSize:
@@ -84,7 +87,7 @@ func checkSegmentHeader(b []byte, first uint64) (reason string, err error) {
 		return "segment header checksum mismatch", nil
 	case binary.LittleEndian.Uint32(b[8:]) != formatVersion:
 		return "", fmt.Errorf("%w %d (this build reads version %d only)",
-			errUnsupportedVersion, binary.LittleEndian.Uint32(b[8:]), formatVersion)
+			ErrUnsupportedVersion, binary.LittleEndian.Uint32(b[8:]), formatVersion)
 	case binary.LittleEndian.Uint32(b[12:]) != 0 || binary.LittleEndian.Uint32(b[28:]) != 0:
 		return "non-zero reserved header bytes", nil
 	case binary.LittleEndian.Uint64(b[16:]) != first:

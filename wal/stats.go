@@ -17,8 +17,14 @@ type ReplayInfo struct {
 	// end of the log, not counting zero-filled preallocated space.
 	TornBytes int64
 	// SkippedSegments is the number of damaged segments whose rest was
-	// skipped because of Options.SkipDamaged.
+	// skipped because of Options.SkipDamaged, and DamagedSegments their
+	// names. Those that are not the last segment stay where they are until
+	// RemoveThrough moves them into the quarantine directory.
 	SkippedSegments int
+	DamagedSegments []string
+	// MissingSegments says that the newest segment Options.ExpectSegment
+	// named was not found and SkipDamaged went on without it.
+	MissingSegments bool
 	// LastLSN is the last LSN found in the log, 0 if there is none. Appends
 	// continue after the larger of LastLSN and from.
 	LastLSN uint64

@@ -2,6 +2,7 @@ package wal_test
 
 import (
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -221,5 +222,44 @@ func TestSyncNoBackpressure(t *testing.T) {
 	waitQueued(l, 1)
 	close(release)
 	assert.GreaterOrEqual(t, <-written, last, "Wait returned before its record was written")
+	require.NoError(t, l.Close())
+}
+
+// TestRotationFsyncWakesDurableWaiters: the fsync that ends a segment at a
+// rotation can be the one that covers a waiter's record. It must wake the
+// waiter: no later fsync may come (here SyncEverySecond's is an hour away),
+// and a snapshot waits for exactly this (Sync after Roll). It hung before
+// the flusher notified after rotations.
+func TestRotationFsyncWakesDurableWaiters(t *testing.T) {
+	wal.VerifyNoLeaks(t)
+	var armed atomic.Bool
+	entered, release := make(chan struct{}), make(chan struct{})
+	fsys := &waltest.FS{NoSync: true, BeforeSync: func(path string) error {
+		if filepath.Ext(path) == ".wal" && armed.CompareAndSwap(true, false) {
+			close(entered)
+			<-release
+		}
+		return nil
+	}}
+	l, _, _ := openLog(t, t.TempDir(), wal.Options{Sync: wal.SyncEverySecond, SyncInterval: time.Hour, FS: fsys}, 0)
+	for i := range 5 {
+		appendWait(t, l, smallRecord(i))
+	}
+	armed.Store(true)
+	_, err := l.Roll() // the flusher rotates, and blocks in the old segment's fsync
+	require.NoError(t, err)
+	<-entered
+	done := make(chan error, 1)
+	go func() { done <- l.WaitDurable(5) }()
+	for l.DurableWaiters() == 0 {
+		runtime.Gosched()
+	}
+	close(release)
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("WaitDurable(5) never returned although the rotation's fsync covered LSN 5")
+	}
 	require.NoError(t, l.Close())
 }

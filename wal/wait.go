@@ -63,6 +63,30 @@ func (l *Log) Sync() error {
 	return l.await(&l.durableWaiters, &l.durableLSN, target)
 }
 
+// WaitDurable blocks until an fsync covers the record with the given LSN,
+// whatever the policy: under SyncEverySecond and SyncNo it asks the flusher
+// for that fsync now rather than at its next interval. It returns nil, or
+// the log's failure as Wait does. The engine uses it for writes that must
+// survive a power cut under any policy, such as a logout.
+func (l *Log) WaitDurable(lsn uint64) error {
+	if l.durableLSN.Load() >= lsn {
+		return nil
+	}
+	l.mu.Lock()
+	if err := l.err(); err != nil {
+		l.mu.Unlock()
+		return err
+	}
+	if lsn > l.last {
+		l.mu.Unlock()
+		return fmt.Errorf("wal: WaitDurable for LSN %d, beyond the last assigned %d", lsn, l.last)
+	}
+	l.syncReq = max(l.syncReq, lsn)
+	l.mu.Unlock()
+	l.wake()
+	return l.await(&l.durableWaiters, &l.durableLSN, lsn)
+}
+
 // await blocks until level reaches lsn, the log fails or the flusher stops,
 // and says which. Reaching lsn wins over a failure that came after it.
 //

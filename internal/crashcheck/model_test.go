@@ -1,6 +1,7 @@
 package crashcheck
 
 import (
+	"context"
 	"log/slog"
 	"testing"
 
@@ -20,7 +21,7 @@ func TestVerifyCatchesALostWrite(t *testing.T) {
 	dir := t.TempDir()
 	e, err := engine.Open(engine.Options{Dir: dir, Logger: testLogger(t)})
 	require.NoError(t, err)
-	s, err := e.Create(engine.CreateOptions{Data: []byte("s0-a")})
+	s, err := e.Create(context.Background(), engine.CreateOptions{Data: []byte("s0-a")})
 	require.NoError(t, err)
 	require.NoError(t, e.Close())
 	opts := VerifyOptions{Logger: testLogger(t)}
@@ -63,7 +64,7 @@ func TestVerifySettlesTheOperationInFlight(t *testing.T) {
 	}{
 		{name: "create done", inflight: Op{Kind: Create, N: 1, Data: "s1-a"},
 			done: func(e *engine.Engine, _ string) error {
-				_, err := e.Create(engine.CreateOptions{Data: []byte("s1-a")})
+				_, err := e.Create(context.Background(), engine.CreateOptions{Data: []byte("s1-a")})
 				return err
 			},
 			wantLive: 1, orphaned: true},
@@ -75,13 +76,13 @@ func TestVerifySettlesTheOperationInFlight(t *testing.T) {
 			done: func(e *engine.Engine, s0 string) error { return update(e, s0, "s0-x") }, wantLost: 1, wantLive: 1},
 		{name: "rotate done", inflight: Op{Kind: Rotate, N: 0},
 			done: func(e *engine.Engine, s0 string) error {
-				_, err := e.Rotate(s0)
+				_, err := e.Rotate(context.Background(), s0)
 				return err
 			},
 			wantLive: 0, orphaned: true},
 		{name: "rotate not done", inflight: Op{Kind: Rotate, N: 0}, wantLive: 1},
 		{name: "delete done", inflight: Op{Kind: Delete, N: 0},
-			done: func(e *engine.Engine, s0 string) error { return e.Delete(s0) }, wantLive: 0},
+			done: func(e *engine.Engine, s0 string) error { return e.Delete(context.Background(), s0) }, wantLive: 0},
 		{name: "delete not done", inflight: Op{Kind: Delete, N: 0}, wantLive: 1},
 	}
 	for _, c := range cases {
@@ -89,7 +90,7 @@ func TestVerifySettlesTheOperationInFlight(t *testing.T) {
 			dir := t.TempDir()
 			e, err := engine.Open(engine.Options{Dir: dir, Logger: testLogger(t)})
 			require.NoError(t, err)
-			s0, err := e.Create(engine.CreateOptions{Data: []byte("s0-a")})
+			s0, err := e.Create(context.Background(), engine.CreateOptions{Data: []byte("s0-a")})
 			require.NoError(t, err)
 			if c.done != nil {
 				require.NoError(t, c.done(e, s0.ID()))
@@ -116,7 +117,7 @@ func TestVerifySettlesTheOperationInFlight(t *testing.T) {
 }
 
 func update(e *engine.Engine, id, data string) error {
-	_, err := e.Update(id, 0, func(engine.Session) ([]byte, error) { return []byte(data), nil })
+	_, err := e.Update(context.Background(), id, 0, func(engine.Session) ([]byte, error) { return []byte(data), nil })
 	return err
 }
 

@@ -2,6 +2,7 @@ package crashcheck
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -39,7 +40,7 @@ func (w Writer) Run(e *engine.Engine, stdin io.Reader, stdout io.Writer) error {
 		go func() {
 			defer close(done)
 			for range kick {
-				if _, err := e.Snapshot(); err != nil {
+				if _, err := e.Snapshot(context.Background()); err != nil {
 					snapErr <- err
 					return
 				}
@@ -129,7 +130,7 @@ func (s *writerState) choose(r *rand.Rand) (Op, int) {
 func (s *writerState) apply(e *engine.Engine, op Op, i int) (string, error) {
 	switch op.Kind {
 	case Create:
-		sess, err := e.Create(engine.CreateOptions{UserID: "crash", Data: []byte(op.Data)})
+		sess, err := e.Create(context.Background(), engine.CreateOptions{UserID: "crash", Data: []byte(op.Data)})
 		if err != nil {
 			return "", err
 		}
@@ -137,17 +138,17 @@ func (s *writerState) apply(e *engine.Engine, op Op, i int) (string, error) {
 		s.order = append(s.order, op.N)
 		return sess.ID(), nil
 	case Update:
-		_, err := e.Update(s.live[op.N], 0, func(engine.Session) ([]byte, error) { return []byte(op.Data), nil })
+		_, err := e.Update(context.Background(), s.live[op.N], 0, func(engine.Session) ([]byte, error) { return []byte(op.Data), nil })
 		return "", err
 	case Rotate:
-		sess, err := e.Rotate(s.live[op.N])
+		sess, err := e.Rotate(context.Background(), s.live[op.N])
 		if err != nil {
 			return "", err
 		}
 		s.live[op.N] = sess.ID()
 		return sess.ID(), nil
 	default:
-		if err := e.Delete(s.live[op.N]); err != nil {
+		if err := e.Delete(context.Background(), s.live[op.N]); err != nil {
 			return "", err
 		}
 		delete(s.live, op.N)
