@@ -375,12 +375,16 @@ func (e *Engine) committed(tx *txn) {
 	if e.opts.OnEvent == nil {
 		return
 	}
+	// Removals first: a Create that evicts reads "evicted, then created".
 	at := time.Unix(0, tx.at)
+	for i := range tx.changes {
+		if c := &tx.changes[i]; c.new.IsZero() && c.cause != 0 {
+			e.opts.OnEvent(Event{Kind: c.cause, Handle: handleOf(c.old), UserID: c.old.UserID(), Time: at})
+		}
+	}
 	for i := range tx.changes {
 		c := &tx.changes[i]
 		switch {
-		case c.new.IsZero() && c.cause != 0:
-			e.opts.OnEvent(Event{Kind: c.cause, Handle: handleOf(c.old), UserID: c.old.UserID(), Time: at})
 		case c.old.IsZero() && tx.op == txnCreate:
 			e.opts.OnEvent(Event{Kind: EventCreated, Handle: handleOf(c.new), UserID: c.new.UserID(), Time: at})
 		case c.old.IsZero() && tx.op == txnRotate:

@@ -215,6 +215,10 @@ type Options struct {
 	// beforeSnapshotChunk, if set, runs before a snapshot copies shard i:
 	// tests use it to land writes inside a snapshot.
 	beforeSnapshotChunk func(i int)
+
+	// beforePublish, if set, runs when a snapshot asks the log to be
+	// durable through what it copied, before it does.
+	beforePublish func()
 }
 
 const (

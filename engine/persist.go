@@ -123,7 +123,7 @@ func (e *Engine) openJournal() error {
 		RejectedRecords:  replayed.rejected,
 		Quarantined:      append(info.DamagedSegments, e.recovery.Quarantined...),
 	}
-	if info.SkippedSegments > 0 || replayed.rejected > 0 || e.recovery.DamagedSnapshots > 0 {
+	if info.SkippedSegments > 0 || replayed.rejected > 0 || len(unproven) > 0 {
 		// Seal the gap: a snapshot of what was recovered, so that no later
 		// Open needs the log across the damage, and no older snapshot that
 		// would is kept.

@@ -102,6 +102,8 @@ func TestSigningKeyRotationAcrossRestarts(t *testing.T) {
 	assert.ErrorIs(t, err, ErrInvalid)
 }
 
+// TestRotateGracePeriod: within RotateGrace an old ID reads the session,
+// read-only and anonymous, and never learns the new ID.
 func TestRotateGracePeriod(t *testing.T) {
 	e, clock := open(t, Options{RotateGrace: 5 * time.Second})
 	s := mustCreate(t, e, CreateOptions{UserID: "u", Data: []byte("d")})
@@ -111,34 +113,77 @@ func TestRotateGracePeriod(t *testing.T) {
 	got, err := e.Get(s.ID())
 	require.NoError(t, err, "in flight with the old ID during the grace period")
 	assert.True(t, got.Rotated())
-	assert.Equal(t, r.ID(), got.ID(), "the old ID resolves to the new session")
+	assert.Equal(t, s.ID(), got.ID(), "the old ID never learns the new one")
+	assert.NotContains(t, fmt.Sprintf("%+v", got), r.ID())
+	assert.Empty(t, got.UserID(), "a grace view is anonymous")
+	assert.True(t, got.AuthenticatedAt().IsZero())
+	assert.True(t, got.Handle().IsZero())
 	assert.Equal(t, []byte("d"), got.Data())
 	fresh, err := e.Get(r.ID())
 	require.NoError(t, err)
 	assert.False(t, fresh.Rotated())
+	assert.Equal(t, "u", fresh.UserID())
 
 	_, err = e.Update(bg, s.ID(), 0, setData("x"))
-	assert.ErrorIs(t, err, ErrNotFound, "the old ID is read-only")
-	assert.ErrorIs(t, e.Delete(bg, s.ID()), ErrNotFound)
+	assert.ErrorIs(t, err, ErrRotated, "the old ID is read-only")
 	_, err = e.Rotate(bg, s.ID())
-	assert.ErrorIs(t, err, ErrNotFound)
-	assert.Equal(t, 1, e.Len(), "the forwarding entry is not a session")
+	assert.ErrorIs(t, err, ErrRotated)
+	assert.Equal(t, 1, e.Len(), "the grace entry is not a session")
 
-	clock.Advance(5 * time.Second)
+	// Deleting through the old ID ends only the old ID's access.
+	require.NoError(t, e.Delete(bg, s.ID()))
 	_, err = e.Get(s.ID())
+	assert.ErrorIs(t, err, ErrNotFound)
+	_, err = e.Get(r.ID())
+	require.NoError(t, err, "the session under its new ID is untouched")
+
+	r2, err := e.Rotate(bg, r.ID())
+	require.NoError(t, err)
+	clock.Advance(5 * time.Second)
+	_, err = e.Get(r.ID())
 	assert.ErrorIs(t, err, ErrNotFound, "gone after the grace period")
 	e.reapNow()
-	assert.Equal(t, 1, e.shardTotal(), "the janitor reaped the forwarding entry")
+	assert.Equal(t, 1, e.shardTotal(), "the janitor reaped the grace entry")
 
 	// Revoking the session ends the grace path too.
-	r2, err := e.Rotate(bg, r.ID())
+	r3, err := e.Rotate(bg, r2.ID())
 	require.NoError(t, err)
 	_, err = e.RevokeUser(bg, "u")
 	require.NoError(t, err)
-	_, err = e.Get(r.ID())
-	assert.ErrorIs(t, err, ErrNotFound)
 	_, err = e.Get(r2.ID())
 	assert.ErrorIs(t, err, ErrNotFound)
+	_, err = e.Get(r3.ID())
+	assert.ErrorIs(t, err, ErrNotFound)
+}
+
+// TestPrivilegedRotationEndsOldIDAtOnce is the fixation finding: with a
+// grace period, an anonymous ID an attacker planted kept working after the
+// victim logged in, and handed out the logged-in session's new ID. A
+// rotation that changes privilege ends the old ID at once.
+func TestPrivilegedRotationEndsOldIDAtOnce(t *testing.T) {
+	e, _ := open(t, Options{RotateGrace: 10 * time.Second})
+	for name, o := range map[string]RotateOptions{
+		"login":      {UserID: "victim"},
+		"privileged": {Privileged: true},
+		"relogin":    {UserID: "victim", Label: "again"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			planted := mustCreate(t, e, CreateOptions{Data: []byte("cart")})
+			if name == "privileged" || name == "relogin" {
+				var err error
+				planted, err = e.RotateWith(bg, planted.ID(), RotateOptions{UserID: "victim"})
+				require.NoError(t, err)
+			}
+			logged, err := e.RotateWith(bg, planted.ID(), o)
+			require.NoError(t, err)
+			_, err = e.Get(planted.ID())
+			assert.ErrorIs(t, err, ErrNotFound, "the planted ID is dead at once")
+			_, err = e.Update(bg, planted.ID(), 0, setData("x"))
+			assert.ErrorIs(t, err, ErrNotFound)
+			_, err = e.Get(logged.ID())
+			require.NoError(t, err)
+		})
+	}
 }
 
 // shardTotal counts every entry in the shards, forwarding entries included.
@@ -313,13 +358,9 @@ func TestRotateWithSetsOwner(t *testing.T) {
 	assert.Equal(t, []byte("cart"), s.Data())
 	assert.Equal(t, 2, e.users.count("alice"), "the cap applies to the new owner")
 
-	old, err := e.Get(anon.ID())
-	require.NoError(t, err, "grace applies to a login too")
-	assert.Equal(t, "alice", old.UserID())
-	_, err = e.Update(bg, anon.ID(), 0, setData("x"))
-	assert.ErrorIs(t, err, ErrRotated)
-	assert.ErrorIs(t, err, ErrNotFound)
-	assert.ErrorIs(t, e.Delete(bg, anon.ID()), ErrRotated)
+	_, err = e.Get(anon.ID())
+	assert.ErrorIs(t, err, ErrNotFound, "a login ends the anonymous ID at once, grace or not")
+	assert.False(t, s.AuthenticatedAt().IsZero(), "a login authenticates")
 
 	_, err = e.RotateWith(bg, s.ID(), RotateOptions{UserID: strings.Repeat("u", 300)})
 	assert.ErrorIs(t, err, ErrTooLarge)

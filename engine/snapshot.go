@@ -94,6 +94,9 @@ func (e *Engine) snapshot() (st SnapshotStats, err error) {
 	created := e.Now()
 	opts := sn.opts
 	opts.BeforePublish = func() error {
+		if hook := e.opts.beforePublish; hook != nil {
+			hook()
+		}
 		// Every record whose effect the copy may hold was appended by now.
 		return e.jr.log.Sync()
 	}

@@ -223,8 +223,12 @@ func TestDamagedNewestSnapshotFallsBack(t *testing.T) {
 
 			e = openDir(t, dir, clock, Options{})
 			assert.Equal(t, 1, e.Stats().Recovery.DamagedSnapshots)
+			assert.Equal(t, []string{filepath.Join("snapshots", filepath.Base(snaps[1]))}, e.Stats().Recovery.Quarantined)
 			m.check(t, e)
 			require.NoError(t, e.Close())
+			_, err = os.Stat(filepath.Join(dir, "snapshots", "quarantine", filepath.Base(snaps[1])))
+			require.NoError(t, err, "the damaged snapshot is kept aside, not deleted")
+			assert.Equal(t, snaps[:1], snapFiles(t, dir), "and no longer in the way")
 
 			// With every snapshot damaged and the log behind them gone,
 			// nothing valid remains: Open must say so, not start empty.

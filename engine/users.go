@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -207,18 +208,34 @@ func (e *Engine) revoke(ctx context.Context, user string, doom func(Handle) bool
 	// change the user's sessions; each pass waits for them, so the loop
 	// ends once they have.
 	for attempt := 0; ; attempt++ {
-		tx := newTxn(txnRemove, e.now())
+		if attempt >= maxAttempts {
+			return total, fmt.Errorf("sesscache: revoking: gave up after %d attempts", attempt)
+		}
+		now := e.now()
+		tx := newTxn(txnRemove, now)
 		tx.durable = true
 		tx.exempt = user
+		moving := false
 		for _, uk := range e.users.list(user) {
 			h := shard.Hash(&uk.key)
 			r := e.shards[uk.shard].Lookup(&uk.key, h)
-			if r.IsZero() || r.UserID() != user || !doom(handleOf(r)) {
+			if r.IsZero() || r.UserID() != user {
+				// Listed but not (or no longer) in its shard: a write that
+				// passed commit's checks before the fence is applying
+				// itself right now. Look again once it is done.
+				moving = true
 				continue
+			}
+			if r.Deadline(r.LastAccess()) <= now || !doom(handleOf(r)) {
+				continue // expired sessions are not alive; the janitor takes them
 			}
 			tx.add(change{si: uk.shard, h: h, old: r, disk: e.diskKey(r), cause: EventRevoked, anyOld: true})
 		}
 		if len(tx.changes) == 0 {
+			if moving {
+				runtime.Gosched()
+				continue
+			}
 			return total, nil
 		}
 		err := e.commit(ctx, tx)
@@ -227,8 +244,6 @@ func (e *Engine) revoke(ctx context.Context, user string, doom func(Handle) bool
 			total += len(tx.changes)
 		case !errors.Is(err, errStale):
 			return total, err
-		case attempt >= maxAttempts:
-			return total, fmt.Errorf("sesscache: revoking: gave up after %d attempts", attempt+1)
 		}
 	}
 }

@@ -61,11 +61,15 @@ type FS struct {
 	// non-nil error fails the sync. It may block.
 	BeforeSync func(path string) error
 
-	mu     sync.Mutex
-	faults []*pending
-	writes int
-	syncs  int
-	files  map[string]*fileState // by path, for DropUnsynced
+	// inflight is held shared by every change while it reaches the disk,
+	// and exclusively by PowerCut, so that no change lands after the cut.
+	inflight sync.RWMutex
+	mu       sync.Mutex
+	cut      bool // PowerCut happened: every later change fails
+	faults   []*pending
+	writes   int
+	syncs    int
+	files    map[string]*fileState // by path, for DropUnsynced
 }
 
 type pending struct {
@@ -78,6 +82,7 @@ type pending struct {
 type fileState struct {
 	syncedSize int64
 	undo       []span // writes since the last Sync, oldest first
+	path       string // the file's name now: a rename follows it
 }
 
 type span struct {
@@ -142,7 +147,7 @@ func (f *FS) state(path string) *fileState {
 	}
 	st := f.files[path]
 	if st == nil {
-		st = &fileState{syncedSize: -1}
+		st = &fileState{syncedSize: -1, path: path}
 		f.files[path] = st
 	}
 	return st
@@ -150,6 +155,19 @@ func (f *FS) state(path string) *fileState {
 
 // OpenFile implements wal.FS.
 func (f *FS) OpenFile(name string, flag int, perm fs.FileMode) (wal.File, error) {
+	if flag&(os.O_WRONLY|os.O_RDWR|os.O_CREATE|os.O_TRUNC) != 0 {
+		var out wal.File
+		err := f.change(func() error {
+			var err error
+			out, err = f.open(name, flag, perm)
+			return err
+		})
+		return out, err
+	}
+	return f.open(name, flag, perm)
+}
+
+func (f *FS) open(name string, flag int, perm fs.FileMode) (wal.File, error) {
 	bf, err := f.base().OpenFile(name, flag, perm)
 	if err != nil {
 		return nil, err
@@ -165,32 +183,37 @@ func (f *FS) OpenFile(name string, flag int, perm fs.FileMode) (wal.File, error)
 		st.undo = nil
 	}
 	f.mu.Unlock()
-	return &file{fs: f, path: name, base: bf}, nil
+	return &file{fs: f, st: st, base: bf}, nil
 }
 
 // Remove implements wal.FS.
 func (f *FS) Remove(name string) error {
-	err := f.base().Remove(name)
-	if err == nil {
-		f.mu.Lock()
-		delete(f.files, name)
-		f.mu.Unlock()
-	}
-	return err
+	return f.change(func() error {
+		err := f.base().Remove(name)
+		if err == nil {
+			f.mu.Lock()
+			delete(f.files, name)
+			f.mu.Unlock()
+		}
+		return err
+	})
 }
 
 // Rename implements wal.FS.
 func (f *FS) Rename(oldpath, newpath string) error {
-	err := f.base().Rename(oldpath, newpath)
-	if err == nil {
-		f.mu.Lock()
-		if st, ok := f.files[oldpath]; ok {
-			f.files[newpath] = st
-			delete(f.files, oldpath)
+	return f.change(func() error {
+		err := f.base().Rename(oldpath, newpath)
+		if err == nil {
+			f.mu.Lock()
+			if st, ok := f.files[oldpath]; ok {
+				st.path = newpath
+				f.files[newpath] = st
+				delete(f.files, oldpath)
+			}
+			f.mu.Unlock()
 		}
-		f.mu.Unlock()
-	}
-	return err
+		return err
+	})
 }
 
 // ReadDir implements wal.FS.
@@ -201,10 +224,45 @@ func (f *FS) MkdirAll(name string, perm fs.FileMode) error { return f.base().Mkd
 
 // SyncDir implements wal.FS.
 func (f *FS) SyncDir(name string) error {
-	if f.NoSync {
-		return nil
+	return f.change(func() error {
+		if f.NoSync {
+			return nil
+		}
+		return f.base().SyncDir(name)
+	})
+}
+
+// ErrPowerCut is what every change through an FS returns after PowerCut.
+var ErrPowerCut = errors.New("waltest: the power is off")
+
+// PowerCut simulates a power cut while the files are still in use: from now
+// on every write, sync, truncation, preallocation, rename, removal and
+// directory sync through f fails with ErrPowerCut (so whatever the program
+// does next, Close included, reaches no disk), and every write not yet
+// covered by a successful Sync is undone, as DropUnsynced does. Reads go on,
+// so a test can let the program wind down; then it reopens the directory
+// with a fresh FS.
+func (f *FS) PowerCut() error {
+	f.inflight.Lock()
+	defer f.inflight.Unlock()
+	f.mu.Lock()
+	f.cut = true
+	f.mu.Unlock()
+	return f.DropUnsynced()
+}
+
+// change runs op as a change to the disk: refused after PowerCut, and never
+// concurrent with it.
+func (f *FS) change(op func() error) error {
+	f.inflight.RLock()
+	defer f.inflight.RUnlock()
+	f.mu.Lock()
+	cut := f.cut
+	f.mu.Unlock()
+	if cut {
+		return ErrPowerCut
 	}
-	return f.base().SyncDir(name)
+	return op()
 }
 
 // DropUnsynced simulates a crash of the machine: every write made through
@@ -247,24 +305,43 @@ func restore(base wal.FS, path string, st *fileState) error {
 	return nil
 }
 
+// file is an open file. It reaches its bookkeeping through st, not its
+// name, so that a file renamed while open (a spare segment put to use) is
+// still tracked, and hooks and faults see its current name.
 type file struct {
 	fs   *FS
-	path string
+	st   *fileState
 	base wal.File
+}
+
+// path returns the file's current name.
+func (w *file) path() string {
+	w.fs.mu.Lock()
+	defer w.fs.mu.Unlock()
+	return w.st.path
 }
 
 func (w *file) ReadAt(b []byte, off int64) (int, error) { return w.base.ReadAt(b, off) }
 
-func (w *file) WriteAt(b []byte, off int64) (int, error) {
+func (w *file) WriteAt(b []byte, off int64) (n int, err error) {
 	if w.fs.BeforeWrite != nil {
-		if err := w.fs.BeforeWrite(w.path, off, len(b)); err != nil {
+		if err := w.fs.BeforeWrite(w.path(), off, len(b)); err != nil {
 			return 0, err
 		}
 	}
+	err = w.fs.change(func() error {
+		var werr error
+		n, werr = w.writeAt(b, off)
+		return werr
+	})
+	return n, err
+}
+
+func (w *file) writeAt(b []byte, off int64) (int, error) {
 	f := w.fs
 	f.mu.Lock()
 	f.writes++
-	ft := f.fire(FaultWrite, w.path)
+	ft := f.fire(FaultWrite, w.st.path)
 	data := b
 	if ft != nil {
 		if !ft.Short {
@@ -273,7 +350,7 @@ func (w *file) WriteAt(b []byte, off int64) (int, error) {
 		}
 		data = b[:len(b)/2]
 	}
-	st := f.state(w.path)
+	st := w.st
 	if end := min(off+int64(len(data)), st.syncedSize); end > off {
 		old := make([]byte, end-off)
 		n, err := w.base.ReadAt(old, off)
@@ -295,14 +372,18 @@ func (w *file) WriteAt(b []byte, off int64) (int, error) {
 
 func (w *file) Sync() error {
 	if w.fs.BeforeSync != nil {
-		if err := w.fs.BeforeSync(w.path); err != nil {
+		if err := w.fs.BeforeSync(w.path()); err != nil {
 			return err
 		}
 	}
+	return w.fs.change(w.sync)
+}
+
+func (w *file) sync() error {
 	f := w.fs
 	f.mu.Lock()
 	f.syncs++
-	ft := f.fire(FaultSync, w.path)
+	ft := f.fire(FaultSync, w.st.path)
 	f.mu.Unlock()
 	if ft != nil {
 		return ft.Err
@@ -317,35 +398,38 @@ func (w *file) Sync() error {
 		return err
 	}
 	f.mu.Lock()
-	st := f.state(w.path)
-	st.syncedSize, st.undo = size, nil
+	w.st.syncedSize, w.st.undo = size, nil
 	f.mu.Unlock()
 	return nil
 }
 
 // Truncate counts as durable at once (see DropUnsynced).
 func (w *file) Truncate(size int64) error {
-	if err := w.base.Truncate(size); err != nil {
-		return err
-	}
-	w.fs.mu.Lock()
-	w.fs.state(w.path).syncedSize = size
-	w.fs.mu.Unlock()
-	return nil
+	return w.fs.change(func() error {
+		if err := w.base.Truncate(size); err != nil {
+			return err
+		}
+		w.fs.mu.Lock()
+		w.st.syncedSize = size
+		w.fs.mu.Unlock()
+		return nil
+	})
 }
 
 // Preallocate counts as durable at once (see DropUnsynced).
 func (w *file) Preallocate(size int64) error {
-	if err := w.base.Preallocate(size); err != nil {
-		return err
-	}
-	w.fs.mu.Lock()
-	st := w.fs.state(w.path)
-	if cur, err := w.base.Size(); err == nil {
-		st.syncedSize = max(st.syncedSize, cur)
-	}
-	w.fs.mu.Unlock()
-	return nil
+	return w.fs.change(func() error {
+		if err := w.base.Preallocate(size); err != nil {
+			return err
+		}
+		w.fs.mu.Lock()
+		st := w.st
+		if cur, err := w.base.Size(); err == nil {
+			st.syncedSize = max(st.syncedSize, cur)
+		}
+		w.fs.mu.Unlock()
+		return nil
+	})
 }
 
 func (w *file) Size() (int64, error) { return w.base.Size() }
