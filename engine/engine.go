@@ -48,6 +48,8 @@ type Engine struct {
 	stats counters
 
 	jr          *journal // nil in memory
+	touchSecs   uint32   // TouchLogInterval in seconds
+	claimTouch  bool     // a touch past touchSecs is logged or reported
 	deferApply  bool     // writes reach memory only once the log holds them (see commit)
 	recovery    RecoveryStats
 	signer      *token.Signer // nil: unsigned IDs
@@ -83,6 +85,8 @@ func Open(opts Options) (*Engine, error) {
 		s.resolved.L = &s.Shard
 	}
 	e.users.init(o.Shards)
+	e.touchSecs = uint32(o.TouchLogInterval / time.Second)
+	e.claimTouch = o.Dir != "" || o.OnTouch != nil
 	e.stats.init()
 	if len(o.SigningKeys) > 0 {
 		if e.signer, err = token.NewSigner(o.SigningKeys...); err != nil {

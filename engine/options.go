@@ -207,6 +207,13 @@ type Options struct {
 	// Recorder). Nil costs nothing.
 	Recorder Recorder
 
+	// OnTouch, if set, is called when a lookup moves a session's last
+	// access TouchLogInterval or more past the one last reported, so at
+	// most once per session per interval, with its handle and the new last
+	// access: a shared store's near cache writes sliding expiry behind with
+	// it. It runs on the looking-up goroutine and must not block.
+	OnTouch func(h Handle, lastAccess time.Time)
+
 	// manualReap stops the janitor from reaping and the snapshotter from
 	// starting, so that this package's tests decide exactly when reaping and
 	// snapshots happen.

@@ -40,11 +40,10 @@ var pendingPool = sync.Pool{New: func() any { return new(wal.Pending) }}
 // journal is a persistent engine's log and snapshots, and what it needs to
 // write them.
 type journal struct {
-	log       *wal.Log
-	lock      *os.File
-	touchSecs uint32
-	snap      *snapshotter
-	manifest  *manifest
+	log      *wal.Log
+	lock     *os.File
+	snap     *snapshotter
+	manifest *manifest
 }
 
 // openJournal locks the data directory and recovers its snapshot and log
@@ -101,7 +100,7 @@ func (e *Engine) openJournal() error {
 	if err != nil {
 		return fail(err)
 	}
-	e.jr = &journal{log: log, lock: lock, touchSecs: uint32(o.TouchLogInterval / time.Second), snap: sn, manifest: mf}
+	e.jr = &journal{log: log, lock: lock, snap: sn, manifest: mf}
 	sn.carried = info.Bytes
 	dropped, unproven := e.dropDead()
 	if err := mf.write(log.NewestSegment()); err != nil {

@@ -110,12 +110,23 @@ func (e *Engine) get(id string, fp []byte) (Session, error) {
 	if now > la {
 		r.Touch(now)
 		la = now
-		if e.jr != nil && r.ClaimLog(now, e.jr.touchSecs) {
-			e.logTouch(r, now)
+		if e.claimTouch && r.ClaimLog(now, e.touchSecs) {
+			e.touched(r, now)
 		}
 	}
 	e.stats.hits.add(1)
 	return makeSession(id, r, la), nil
+}
+
+// touched logs, or reports to OnTouch, an access that moved r's last
+// access a TouchLogInterval on.
+func (e *Engine) touched(r shard.Rec, now int64) {
+	if e.jr != nil {
+		e.logTouch(r, now)
+	}
+	if e.opts.OnTouch != nil {
+		e.opts.OnTouch(handleOf(r), time.Unix(0, now))
+	}
 }
 
 // getSlow is get for a record that is expired, a rotation's grace entry,
@@ -137,8 +148,8 @@ func (e *Engine) getSlow(id string, r shard.Rec, now int64, fp []byte) (Session,
 	if now > la {
 		r.Touch(now)
 		la = now
-		if e.jr != nil && r.ClaimLog(now, e.jr.touchSecs) {
-			e.logTouch(r, now)
+		if e.claimTouch && r.ClaimLog(now, e.touchSecs) {
+			e.touched(r, now)
 		}
 	}
 	e.stats.hits.add(1)

@@ -2,6 +2,7 @@ package fuzz
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -265,7 +266,7 @@ func (r *run) create(a, b byte) {
 	r.clock.Advance(time.Millisecond)
 	r.m.now += int64(time.Millisecond)
 	r.note("create user=%.8q idle=%v abs=%v fp=%q len=%d", user, idle, abs, fp, len(data))
-	s, err := r.e.Create(engine.CreateOptions{UserID: user, Data: data, IdleTimeout: idle, AbsoluteTimeout: abs, Fingerprint: fp})
+	s, err := r.e.Create(context.Background(), engine.CreateOptions{UserID: user, Data: data, IdleTimeout: idle, AbsoluteTimeout: abs, Fingerprint: fp})
 	if len(data) > maxData || len(user) > 256 {
 		r.wantErr(err, engine.ErrTooLarge, "Create")
 		return
@@ -384,7 +385,7 @@ func (r *run) update(id string, mode, n byte) {
 	}
 	r.note("Update %s version=%d fnErr=%v len=%d", r.name(id), version, fnErr, len(data))
 	calls := 0
-	s, err := r.e.Update(id, version, func(cur engine.Session) ([]byte, error) {
+	s, err := r.e.Update(context.Background(), id, version, func(cur engine.Session) ([]byte, error) {
 		calls++
 		if l.s != nil && (!bytes.Equal(cur.Data(), l.s.data) || cur.Version() != l.s.version) {
 			r.fail("Update's function got data %x version %d, model has %x version %d",
@@ -430,7 +431,7 @@ func (r *run) update(id string, mode, n byte) {
 func (r *run) delete(id string) {
 	l := r.lookup(id)
 	r.note("Delete %s", r.name(id))
-	err := r.e.Delete(id)
+	err := r.e.Delete(context.Background(), id)
 	what := "Delete " + r.name(id)
 	switch {
 	case id == "not-a-session-token":
@@ -465,7 +466,7 @@ func (r *run) rotate(id string, a byte) {
 		l = r.lookup(id)
 	}
 	r.note("RotateWith %s owner=%.8q", r.name(id), owner)
-	s, err := r.e.RotateWith(id, engine.RotateOptions{UserID: owner})
+	s, err := r.e.RotateWith(context.Background(), id, engine.RotateOptions{UserID: owner})
 	what := "Rotate " + r.name(id)
 	switch {
 	case len(owner) > 256:
@@ -499,7 +500,7 @@ func (r *run) revokeUser(a byte) {
 	user := []string{"", "u1", "u2", "u3", "nobody"}[int(a)%5]
 	r.note("RevokeUser %q", user)
 	live, expired := r.m.userSessions(user)
-	n, err := r.e.RevokeUser(user)
+	n, err := r.e.RevokeUser(context.Background(), user)
 	if user == "" {
 		r.wantErr(err, engine.ErrInvalid, "RevokeUser")
 		return
@@ -524,7 +525,7 @@ func (r *run) revokeUser(a byte) {
 
 func (r *run) snapshot() {
 	r.note("Snapshot")
-	st, err := r.e.Snapshot()
+	st, err := r.e.Snapshot(context.Background())
 	if err != nil {
 		r.fail("Snapshot: %v", err)
 	}

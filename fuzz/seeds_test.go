@@ -2,6 +2,7 @@ package fuzz
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"flag"
 	"fmt"
@@ -321,7 +322,7 @@ func buildSnapshot(lsn uint64, chunks [][][]byte, counts ...int) []byte {
 	trailer = binary.LittleEndian.AppendUint64(trailer, total)
 	trailer = binary.LittleEndian.AppendUint64(trailer, lsn)
 	trailer = binary.LittleEndian.AppendUint32(trailer, uint32(len(chunks)))
-	crc := crc32.Update(crc32.Checksum(table, castagnoli), castagnoli, trailer)
+	crc := crc32.Update(context.Background(), crc32.Checksum(table, castagnoli), castagnoli, trailer)
 	trailer = binary.LittleEndian.AppendUint32(trailer, crc)
 	return cat(b, table, trailer)
 }

@@ -198,7 +198,7 @@ func runRecover(ctx context.Context, c recoverConfig, stdout io.Writer) (err err
 	if c.From != "wal" {
 		prog.show(func() string { return "snapshot of " + si(float64(c.Sessions)) + " sessions" })
 		t := time.Now()
-		st, err := eng.Snapshot()
+		st, err := eng.Snapshot(context.Background())
 		if err != nil {
 			return fmt.Errorf("snapshot: %w", err)
 		}
@@ -239,7 +239,7 @@ func build(ctx context.Context, eng *engine.Engine, c recoverConfig, b *buildRes
 		return fmt.Sprintf("build    %s / %s sessions  %.1f s", si(float64(done.Load())), si(float64(c.Sessions)), time.Since(t).Seconds())
 	})
 	err := parallel(ctx, c.Sessions, c.Writers, &done, func(i int, data []byte) error {
-		s, err := eng.Create(engine.CreateOptions{Data: data})
+		s, err := eng.Create(context.Background(), engine.CreateOptions{Data: data})
 		ids[i] = s.ID()
 		return err
 	}, c.Data)
@@ -247,7 +247,7 @@ func build(ctx context.Context, eng *engine.Engine, c recoverConfig, b *buildRes
 	if err != nil {
 		return nil, fmt.Errorf("build: %w", err)
 	}
-	wst := eng.Stats().WAL
+	wst := eng.Stats().Log
 	*b = buildResult{Sessions: c.Sessions, DurationNs: time.Since(t), LogBytes: wst.DiskBytes, LogSegments: wst.Segments}
 	b.CreatesPerSec = float64(c.Sessions) / b.DurationNs.Seconds()
 	return ids, nil
@@ -255,7 +255,7 @@ func build(ctx context.Context, eng *engine.Engine, c recoverConfig, b *buildRes
 
 // writeTail updates random sessions, each with fresh data, c.Tail times.
 func writeTail(ctx context.Context, eng *engine.Engine, ids []string, c recoverConfig, prog *progress) (*tailResult, error) {
-	before := eng.Stats().WAL
+	before := eng.Stats().Log
 	var done atomic.Int64
 	t := time.Now()
 	prog.show(func() string {
@@ -263,14 +263,14 @@ func writeTail(ctx context.Context, eng *engine.Engine, ids []string, c recoverC
 	})
 	err := parallel(ctx, c.Tail, c.Writers, &done, func(i int, data []byte) error {
 		data[0] = byte(i) // every tail record is a new state of its session
-		_, err := eng.Update(ids[rand.IntN(len(ids))], 0, func(engine.Session) ([]byte, error) { return data, nil })
+		_, err := eng.Update(context.Background(), ids[rand.IntN(len(ids))], 0, func(engine.Session) ([]byte, error) { return data, nil })
 		return err
 	}, max(c.Data, 1))
 	prog.stop()
 	if err != nil {
 		return nil, fmt.Errorf("tail: %w", err)
 	}
-	after := eng.Stats().WAL
+	after := eng.Stats().Log
 	return &tailResult{Records: after.Records - before.Records, Bytes: after.BytesAppended - before.BytesAppended, DurationNs: time.Since(t)}, nil
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -147,7 +148,7 @@ func startSnapshotDriver(eng *engine.Engine, every time.Duration, snapping *atom
 			}
 			began := time.Now()
 			snapping.Store(true)
-			st, err := eng.Snapshot()
+			st, err := eng.Snapshot(context.Background())
 			snapping.Store(false)
 			took := time.Since(began)
 			if err != nil {

@@ -47,7 +47,7 @@ func measure(ctx context.Context, eng *engine.Engine, c runConfig, prog *progres
 	}
 
 	heapBefore := heapAlloc()
-	walBefore := eng.Stats().WAL
+	walBefore := eng.Stats().Log
 	t0 := time.Now()
 	ids, err := preload(ctx, eng, c, prog)
 	if err != nil {
@@ -66,7 +66,7 @@ func measure(ctx context.Context, eng *engine.Engine, c runConfig, prog *progres
 	res.Memory = memoryResult{HeapBytes: heap, BytesPerSession: float64(heap) / float64(c.Sessions), DataBytes: c.Data}
 
 	statsBefore := eng.Stats()
-	walMid := statsBefore.WAL
+	walMid := statsBefore.Log
 	gcBefore := readGC()
 	workers := make([]worker, c.Workers)
 	var stop, snapping atomic.Bool
@@ -143,9 +143,9 @@ func measure(ctx context.Context, eng *engine.Engine, c runConfig, prog *progres
 	if !c.memory {
 		res.WAL = &walResult{
 			Preload:       walDelta(walBefore, walMid),
-			Workload:      walDelta(walMid, statsAfter.WAL),
-			Segments:      statsAfter.WAL.Segments,
-			DiskBytes:     statsAfter.WAL.DiskBytes,
+			Workload:      walDelta(walMid, statsAfter.Log),
+			Segments:      statsAfter.Log.Segments,
+			DiskBytes:     statsAfter.Log.DiskBytes,
 			SnapshotBytes: statsAfter.Snapshot.Bytes,
 		}
 	}
@@ -189,7 +189,7 @@ func preload(ctx context.Context, eng *engine.Engine, c runConfig, prog *progres
 						return
 					}
 				}
-				s, err := eng.Create(engine.CreateOptions{Data: data})
+				s, err := eng.Create(context.Background(), engine.CreateOptions{Data: data})
 				if err != nil {
 					firstErr.CompareAndSwap(nil, &err)
 					return
@@ -271,7 +271,7 @@ func work(eng *engine.Engine, ids []string, c runConfig, stop, snapping *atomic.
 		if op == opGet {
 			_, err = eng.Get(id)
 		} else {
-			_, err = eng.Update(id, 0, setData)
+			_, err = eng.Update(context.Background(), id, 0, setData)
 		}
 		w.h[ph][op].record(uint64(time.Since(t)))
 		switch {
