@@ -87,7 +87,7 @@ func TestRunJSONAndSVG(t *testing.T) {
 	require.Len(t, res.SnapshotSplit.During, 2)
 	assert.Equal(t, res.Ops[0].Count, res.SnapshotSplit.During[0].Count+res.SnapshotSplit.Quiet[0].Count,
 		"every Get is filed under one phase")
-	assert.Positive(t, res.Log.Workload.Records)
+	assert.Positive(t, res.WAL.Workload.Records)
 	assert.Positive(t, res.Memory.BytesPerSession)
 
 	f, err := os.Open(svg)

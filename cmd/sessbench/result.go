@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sesscache/sesscache/wal"
+	"github.com/sesscache/sesscache/engine"
 )
 
 // The JSON report: one document per command. Durations are integer
@@ -143,7 +143,7 @@ type walCounters struct {
 	RecordsPerFsync float64 `json:"records_per_fsync"`
 }
 
-func walDelta(a, b wal.Stats) walCounters {
+func walDelta(a, b engine.LogStats) walCounters {
 	d := walCounters{Records: b.Records - a.Records, BytesAppended: b.BytesAppended - a.BytesAppended,
 		Writes: b.Writes - a.Writes, Fsyncs: b.Fsyncs - a.Fsyncs}
 	if d.Fsyncs > 0 {
