@@ -37,8 +37,8 @@ func BenchmarkMiddleware(b *testing.B) {
 		{
 			name:  "sesscache",
 			wrap:  hs.Handler,
-			get:   func(r *http.Request) string { return httpsession.GetString(r.Context(), "k") },
-			put:   func(r *http.Request, v string) { httpsession.Put(r.Context(), "k", v) },
+			get:   func(r *http.Request) string { return hs.GetString(r.Context(), "k") },
+			put:   func(r *http.Request, v string) { hs.Put(r.Context(), "k", v) },
 			close: func() { _ = store.Close() },
 		},
 		{

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"context"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -103,13 +104,13 @@ func (s *sesscacheStore) Get(id string) ([]byte, bool) {
 // crypto/rand) and returns it as a new string, work the peers, which are
 // handed ready-made keys, do not do. BenchmarkNewID measures that work.
 func (s *sesscacheStore) Create(_ string, data []byte) bool {
-	_, err := s.e.Create(engine.CreateOptions{Data: data})
+	_, err := s.e.Create(context.Background(), engine.CreateOptions{Data: data})
 	return err == nil
 }
 
 // create stores a session and returns its ID, for loading a fixture.
 func (s *sesscacheStore) create(data []byte) string {
-	sess, err := s.e.Create(engine.CreateOptions{Data: data})
+	sess, err := s.e.Create(context.Background(), engine.CreateOptions{Data: data})
 	if err != nil {
 		panic(err)
 	}
@@ -117,7 +118,7 @@ func (s *sesscacheStore) create(data []byte) string {
 }
 
 func (s *sesscacheStore) Update(id string, data []byte) bool {
-	_, err := s.e.Update(id, 0, func(engine.Session) ([]byte, error) { return data, nil })
+	_, err := s.e.Update(context.Background(), id, 0, func(engine.Session) ([]byte, error) { return data, nil })
 	return err == nil
 }
 
