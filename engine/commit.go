@@ -158,7 +158,7 @@ func (e *Engine) commit(ctx context.Context, tx *txn) error {
 			return e.writeFailed(err)
 		}
 	}
-	if lsn == 0 || !(e.deferApply || tx.durable) {
+	if deferred := e.deferApply || tx.durable; lsn == 0 || !deferred {
 		e.apply(tx)
 		e.unlockShards(idx)
 		if lsn != 0 {

@@ -62,7 +62,7 @@ func (m *manifest) read() (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("sesscache: reading %s: %w", manifestName, err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read-only: a failed close loses nothing
 	var b [manifestSize]byte
 	if n, err := f.ReadAt(b[:], 0); n != len(b) {
 		return 0, fmt.Errorf("%w: %s is %d bytes: %v", errManifest, manifestName, n, err)

@@ -262,11 +262,11 @@ func (x decoder) float(bits int, into reflect.Type) (float64, error) {
 		return 0, err
 	}
 	var f float64
-	switch {
-	case c == msgpcode.Float:
+	switch c {
+	case msgpcode.Float:
 		f32, err := x.rd.d.DecodeFloat32()
 		return float64(f32), err
-	case c == msgpcode.Double:
+	case msgpcode.Double:
 		if f, err = x.rd.d.DecodeFloat64(); err != nil {
 			return 0, err
 		}

@@ -41,7 +41,7 @@ func Load(path string, opts Options, apply func(*wal.Record) error) (Info, error
 	if err != nil {
 		return Info{}, fmt.Errorf("snapshot: open: %w", err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read-only: a failed close loses nothing
 	l := &loader{f: f, file: filepath.Base(path)}
 	if err := l.readFooter(); err != nil {
 		return Info{}, err

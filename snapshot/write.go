@@ -129,7 +129,7 @@ func exists(fsys wal.FS, path string) bool {
 	if err != nil {
 		return !errors.Is(err, fs.ErrNotExist)
 	}
-	f.Close()
+	_ = f.Close() // read-only: a failed close loses nothing
 	return true
 }
 
@@ -148,7 +148,7 @@ func syncClose(f wal.File, path string) error {
 // undo: the caller is already returning an error of its own.
 func cleanUp(fsys wal.FS, f wal.File, path string, opts Options) {
 	if f != nil {
-		f.Close()
+		_ = f.Close() // the file is removed next; the Write's error stands
 	}
 	if err := fsys.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		opts.logger().Warn("snapshot: cannot remove file of failed write",

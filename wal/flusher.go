@@ -290,7 +290,7 @@ func (l *Log) rotate(first uint64) error {
 		err = l.fsys.SyncDir(l.dir)
 	}
 	if err != nil {
-		s.f.Close()
+		_ = s.f.Close() // the log fails with err; the spare is abandoned
 		return fmt.Errorf("start segment %s: %w", segmentName(first), err)
 	}
 	if l.opts.OnSegment != nil {

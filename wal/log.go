@@ -157,7 +157,7 @@ func (l *Log) openCurrent(res replayResult, from uint64) error {
 				err = t.f.Sync()
 			}
 			if err != nil {
-				t.f.Close()
+				_ = t.f.Close() // Open fails with err
 				return err
 			}
 			// Past its data the space may be preallocated only.

@@ -115,7 +115,7 @@ func (r *replayer) segment(s *segInfo, last bool, limit uint64) (tail *segment, 
 	case r.expect == 0 && s.first > r.from+1:
 		return nil, false, &CorruptError{File: name, Reason: fmt.Sprintf(
 			"log starts at LSN %d but replay needs LSN %d", s.first, r.from+1)}
-	case r.expect != 0 && s.first != r.expect && !(r.gapOK && s.first > r.expect):
+	case r.expect != 0 && s.first != r.expect && (!r.gapOK || s.first < r.expect):
 		return nil, false, &CorruptError{File: name, Reason: fmt.Sprintf(
 			"segment starts at LSN %d, previous segment ends before LSN %d", s.first, r.expect)}
 	}

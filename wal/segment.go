@@ -180,7 +180,7 @@ func createSegment(fsys FS, dir string, first uint64, prealloc int64) (*segment,
 		err = fsys.SyncDir(dir)
 	}
 	if err != nil {
-		f.Close()
+		_ = f.Close() // err says why the segment could not be created
 		return nil, err
 	}
 	return &segment{first: first, next: first, size: segmentHeaderSize, zeroed: segmentHeaderSize, f: f}, nil
@@ -229,8 +229,9 @@ func (p *pipeline) run() {
 			}
 		case <-p.stop:
 			if s.err == nil {
-				s.f.Close()
-				p.fsys.Remove(s.path)
+				// An unused spare: a leftover is removed by the next Open.
+				_ = s.f.Close()
+				_ = p.fsys.Remove(s.path)
 			}
 			return
 		}
@@ -249,8 +250,10 @@ func (p *pipeline) create(name string) spare {
 		err = f.Sync()
 	}
 	if err != nil {
-		f.Close()
-		p.fsys.Remove(path)
+		// The spare failed; err says why. A leftover is removed by the
+		// next Open.
+		_ = f.Close()
+		_ = p.fsys.Remove(path)
 		return spare{err: err}
 	}
 	return spare{path: path, f: f}

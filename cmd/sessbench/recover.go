@@ -391,7 +391,7 @@ func printRecover(out io.Writer, r *recoverResult) {
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t  %s\n", rec.From, rec.Sessions, seconds(rec.MedianNs),
 			seconds(rec.MinNs), seconds(rec.MaxNs), si(rec.SessionsPerSec), what)
 	}
-	tw.Flush()
+	_ = tw.Flush() // a report to stdout: see report.go
 	fmt.Fprintf(out, "\ntime      %.1f s in all\n", r.TotalNs.Seconds())
 	fmt.Fprintln(out, "\nOpen is timed from the call to its return, with the files in the page cache (just written).")
 }

@@ -26,7 +26,7 @@ func printRun(out io.Writer, r *runResult) {
 	for _, o := range r.Ops {
 		latencyRow(tw, o.Name, o.latency, fmt.Sprint(o.Misses))
 	}
-	tw.Flush()
+	_ = tw.Flush() // a report to stdout: a failed print has nobody left to tell
 
 	printSnapshots(out, r)
 	if sp := r.SnapshotSplit; sp != nil {
@@ -107,7 +107,7 @@ func printSplit(out io.Writer, sp *snapshotSplit) {
 		latencyRow(tw, sp.Quiet[i].Name+", no snapshot", sp.Quiet[i].latency, "")
 		latencyRow(tw, sp.During[i].Name+", snapshot running", sp.During[i].latency, "")
 	}
-	tw.Flush()
+	_ = tw.Flush() // a report to stdout: a failed print has nobody left to tell
 	if sp.GetP99Ratio == 0 {
 		fmt.Fprintln(out, "\nNo Get ran during a snapshot: make -snapshot-every shorter than -duration.")
 		return

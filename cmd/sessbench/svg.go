@@ -67,7 +67,7 @@ func writeSVGFile(path string, p plot) error {
 		return err
 	}
 	if err := renderSVG(f, p); err != nil {
-		f.Close()
+		_ = f.Close() // the write failed already; that is the error to report
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	return f.Close()
@@ -153,10 +153,10 @@ func curve(h *hist, px, py func(float64) float64) string {
 // percentileLabel names the percentile d decades along the axis: 0%, 90%,
 // 99%, 99.9%, ...
 func percentileLabel(d float64) string {
-	switch n := int(d); {
-	case n == 0:
+	switch n := int(d); n {
+	case 0:
 		return "0%"
-	case n == 1:
+	case 1:
 		return "90%"
 	default:
 		return "99" + strings.TrimSuffix("."+strings.Repeat("9", n-2), ".") + "%"
