@@ -1,10 +1,13 @@
 // Package waltest provides a fault-injecting wal.FS for tests of the wal
 // package and of its users (the engine, snapshots): failed and short writes,
 // failed fsyncs, hooks that can block I/O at a chosen point, and a simulated
-// crash that drops every write not yet covered by a successful fsync.
+// crash that drops every write not yet covered by a successful fsync and,
+// with FS.NeedDirSync, every change to a directory's entries not yet covered
+// by a successful SyncDir.
 //
-// It is test support: it keeps an undo copy of every unsynced write, so it is
-// slow and memory-hungry compared with wal.OSFS.
+// It is test support: it keeps an undo copy of every unsynced write (and,
+// with NeedDirSync, of every file removed or replaced since its directory's
+// last sync), so it is slow and memory-hungry compared with wal.OSFS.
 package waltest
 
 import (
@@ -13,6 +16,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 
 	"github.com/sesscache/sesscache/wal"
@@ -60,6 +64,20 @@ type FS struct {
 	// BeforeSync, if set, runs before every Sync with the file's path; a
 	// non-nil error fails the sync. It may block.
 	BeforeSync func(path string) error
+	// NeedDirSync makes a directory's entries durable only through SyncDir
+	// of that directory, as on a real file system, instead of at once: a
+	// crash (DropUnsynced, PowerCut) undoes, newest first, every file
+	// creation, rename and removal made through f since the last successful
+	// SyncDir of the directories involved (for a rename, both). So a file
+	// created and never named durably disappears, content and all; a
+	// renamed file goes back to its old name; a file removed, or replaced
+	// by a rename, comes back with the content it had as of its last Sync.
+	// To make that possible f reads such a file into memory when it is
+	// removed or replaced, unless its own creation is still undoable, in
+	// which case nothing of it can survive anyway. Directories themselves
+	// (MkdirAll) still count as durable at once, as do truncation and
+	// preallocation. Set it before the FS is used.
+	NeedDirSync bool
 
 	// inflight is held shared by every change while it reaches the disk,
 	// and exclusively by PowerCut, so that no change lands after the cut.
@@ -70,6 +88,39 @@ type FS struct {
 	writes   int
 	syncs    int
 	files    map[string]*fileState // by path, for DropUnsynced
+	// entries are the changes to directory entries not yet durable, oldest
+	// first (NeedDirSync only).
+	entries []*entryChange
+}
+
+// entryKind is what an entryChange did.
+type entryKind uint8
+
+const (
+	entryCreate entryKind = iota + 1
+	entryRename
+	entryRemove
+)
+
+// entryChange is one creation, rename or removal of a file that a crash
+// would undo: it is durable once every directory in dirs has been synced
+// since.
+type entryChange struct {
+	kind entryKind
+	path string // the name created or removed; a rename's new name
+	from string // a rename's old name
+	dirs map[string]bool
+	// old is the content, as of its last Sync, of the file a removal took
+	// away or a rename replaced, to put back; nil if there was none or it
+	// could not have survived a crash anyway.
+	old *durableContent
+}
+
+// durableContent is a file's content as a crash would leave it: data, then
+// zeros up to size (preallocated space is kept as a size, not as bytes).
+type durableContent struct {
+	data []byte
+	size int64
 }
 
 type pending struct {
@@ -168,11 +219,31 @@ func (f *FS) OpenFile(name string, flag int, perm fs.FileMode) (wal.File, error)
 }
 
 func (f *FS) open(name string, flag int, perm fs.FileMode) (wal.File, error) {
-	bf, err := f.base().OpenFile(name, flag, perm)
+	var bf wal.File
+	var err error
+	created := false
+	switch {
+	case !f.NeedDirSync || flag&os.O_CREATE == 0:
+		bf, err = f.base().OpenFile(name, flag, perm)
+	case flag&os.O_EXCL != 0:
+		bf, err = f.base().OpenFile(name, flag, perm)
+		created = err == nil
+	default:
+		// Whether this call creates the file decides what a crash undoes,
+		// so ask for a creation first.
+		bf, err = f.base().OpenFile(name, flag|os.O_EXCL, perm)
+		created = err == nil
+		if errors.Is(err, fs.ErrExist) {
+			bf, err = f.base().OpenFile(name, flag, perm)
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
 	f.mu.Lock()
+	if created {
+		f.addEntry(&entryChange{kind: entryCreate, path: name}, name)
+	}
 	st := f.state(name)
 	if st.syncedSize < 0 || flag&os.O_TRUNC != 0 {
 		// A file first seen is taken as durable as it is; truncation on
@@ -189,10 +260,20 @@ func (f *FS) open(name string, flag int, perm fs.FileMode) (wal.File, error) {
 // Remove implements wal.FS.
 func (f *FS) Remove(name string) error {
 	return f.change(func() error {
+		var old *durableContent
+		if f.NeedDirSync {
+			var err error
+			if old, err = f.durable(name); err != nil {
+				return err
+			}
+		}
 		err := f.base().Remove(name)
 		if err == nil {
 			f.mu.Lock()
 			delete(f.files, name)
+			if f.NeedDirSync && old != nil {
+				f.addEntry(&entryChange{kind: entryRemove, path: name, old: old}, name)
+			}
 			f.mu.Unlock()
 		}
 		return err
@@ -202,6 +283,13 @@ func (f *FS) Remove(name string) error {
 // Rename implements wal.FS.
 func (f *FS) Rename(oldpath, newpath string) error {
 	return f.change(func() error {
+		var replaced *durableContent
+		if f.NeedDirSync {
+			var err error
+			if replaced, err = f.durable(newpath); err != nil {
+				return err
+			}
+		}
 		err := f.base().Rename(oldpath, newpath)
 		if err == nil {
 			f.mu.Lock()
@@ -210,10 +298,104 @@ func (f *FS) Rename(oldpath, newpath string) error {
 				f.files[newpath] = st
 				delete(f.files, oldpath)
 			}
+			if f.NeedDirSync {
+				f.addEntry(&entryChange{kind: entryRename, path: newpath, from: oldpath, old: replaced}, oldpath, newpath)
+			}
 			f.mu.Unlock()
 		}
 		return err
 	})
+}
+
+// addEntry records a change to directory entries that SyncDir of the
+// directories of paths has yet to make durable. Caller holds f.mu.
+func (f *FS) addEntry(c *entryChange, paths ...string) {
+	c.dirs = make(map[string]bool, len(paths))
+	for _, p := range paths {
+		c.dirs[filepath.Dir(filepath.Clean(p))] = true
+	}
+	f.entries = append(f.entries, c)
+}
+
+// fresh reports whether the file now named path traces back, through
+// renames not yet durable, to a creation not yet durable: a crash would
+// undo it whole. Caller holds f.mu.
+func (f *FS) fresh(path string) bool {
+	for i := len(f.entries) - 1; i >= 0; i-- {
+		c := f.entries[i]
+		if c.path != path {
+			continue
+		}
+		switch c.kind {
+		case entryCreate:
+			return true
+		case entryRename:
+			path = c.from
+		case entryRemove:
+			return false // named again later by a durable change
+		}
+	}
+	return false
+}
+
+// durable returns the content that a crash would leave in the file at path
+// if its removal or replacement now were undone: nil if there is no such
+// file, or it could not survive a crash anyway (see fresh), or it is not a
+// regular file (a directory's removal counts as durable at once).
+func (f *FS) durable(path string) (*durableContent, error) {
+	f.mu.Lock()
+	fresh := f.fresh(path)
+	var st *fileState
+	if s, ok := f.files[path]; ok {
+		st = &fileState{syncedSize: s.syncedSize, undo: slices.Clone(s.undo)}
+	}
+	f.mu.Unlock()
+	if fresh {
+		return nil, nil
+	}
+	bf, err := f.base().OpenFile(path, os.O_RDONLY, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer bf.Close()
+	size, err := bf.Size()
+	if err != nil {
+		return nil, err
+	}
+	// Read in chunks and keep the data only up to its last non-zero
+	// chunk: a preallocated segment is mostly zeros.
+	var data []byte
+	chunk := make([]byte, 1<<20)
+	for off := int64(0); off < size; off += int64(len(chunk)) {
+		n, err := bf.ReadAt(chunk[:min(int64(len(chunk)), size-off)], off)
+		if err != nil && err != io.EOF {
+			return nil, nil // not a regular file: see above
+		}
+		if slices.ContainsFunc(chunk[:n], func(b byte) bool { return b != 0 }) {
+			data = append(data, make([]byte, off-int64(len(data)))...) // the zero chunks skipped
+			data = append(data, chunk[:n]...)
+		}
+	}
+	data = data[:min(int64(len(data)), size)]
+	if st != nil {
+		// Take back the writes since the file's last Sync, newest first,
+		// as restore does on disk.
+		for i := len(st.undo) - 1; i >= 0; i-- {
+			u := st.undo[i]
+			if end := u.off + int64(len(u.old)); end > int64(len(data)) {
+				data = append(data, make([]byte, end-int64(len(data)))...)
+			}
+			copy(data[u.off:], u.old)
+		}
+		if st.syncedSize >= 0 {
+			size = min(size, st.syncedSize)
+			data = data[:min(int64(len(data)), size)]
+		}
+	}
+	return &durableContent{data: data, size: size}, nil
 }
 
 // ReadDir implements wal.FS.
@@ -222,13 +404,28 @@ func (f *FS) ReadDir(name string) ([]fs.DirEntry, error) { return f.base().ReadD
 // MkdirAll implements wal.FS.
 func (f *FS) MkdirAll(name string, perm fs.FileMode) error { return f.base().MkdirAll(name, perm) }
 
-// SyncDir implements wal.FS.
+// SyncDir implements wal.FS. With NeedDirSync it makes the changes to the
+// directory's entries made so far durable.
 func (f *FS) SyncDir(name string) error {
 	return f.change(func() error {
-		if f.NoSync {
-			return nil
+		if !f.NoSync {
+			if err := f.base().SyncDir(name); err != nil {
+				return err
+			}
 		}
-		return f.base().SyncDir(name)
+		dir := filepath.Clean(name)
+		f.mu.Lock()
+		kept := f.entries[:0]
+		for _, c := range f.entries {
+			delete(c.dirs, dir)
+			if len(c.dirs) > 0 {
+				kept = append(kept, c)
+			}
+		}
+		clear(f.entries[len(kept):])
+		f.entries = kept
+		f.mu.Unlock()
+		return nil
 	})
 }
 
@@ -267,10 +464,13 @@ func (f *FS) change(op func() error) error {
 
 // DropUnsynced simulates a crash of the machine: every write made through
 // this FS since its file's last successful Sync is undone, and the file is
-// cut back to its size at that Sync. Directory operations, truncation and
-// preallocation count as durable at once. Call it after the files are
-// closed (after Log.Close, which cannot fsync a failed log); it also clears
-// the bookkeeping, so the FS can be reused for the reopen.
+// cut back to its size at that Sync. Then, with NeedDirSync, every creation,
+// rename and removal since the last successful SyncDir of its directory is
+// undone, newest first (see NeedDirSync); without it, directory operations
+// count as durable at once. Truncation and preallocation always do. Call
+// it after the files are closed (after Log.Close, which cannot fsync a
+// failed log); it also clears the bookkeeping, so the FS can be reused for
+// the reopen.
 func (f *FS) DropUnsynced() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -281,8 +481,46 @@ func (f *FS) DropUnsynced() error {
 		}
 		errs = append(errs, restore(f.base(), path, st))
 	}
-	f.files = nil
+	for i := len(f.entries) - 1; i >= 0; i-- {
+		errs = append(errs, f.undoEntry(f.entries[i]))
+	}
+	f.files, f.entries = nil, nil
 	return errors.Join(errs...)
+}
+
+// undoEntry takes back one change to directory entries.
+func (f *FS) undoEntry(c *entryChange) error {
+	base := f.base()
+	var err error
+	switch c.kind {
+	case entryCreate:
+		err = base.Remove(c.path)
+	case entryRename:
+		err = base.Rename(c.path, c.from)
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		err = nil // a later change, itself durable, took the name away
+	}
+	if err != nil || c.old == nil {
+		return err
+	}
+	return putBack(base, c.path, c.old)
+}
+
+// putBack recreates the file at path with content as of its last Sync.
+func putBack(base wal.FS, path string, c *durableContent) error {
+	bf, err := base.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = bf.WriteAt(c.data, 0)
+	if err == nil && c.size > int64(len(c.data)) {
+		err = bf.Truncate(c.size)
+	}
+	if cerr := bf.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 func restore(base wal.FS, path string, st *fileState) error {
