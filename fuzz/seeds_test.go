@@ -2,7 +2,6 @@ package fuzz
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"flag"
 	"fmt"
@@ -33,7 +32,9 @@ type seed struct {
 // and checks that the committed files under testdata/fuzz are what it
 // makes, so that a change to a format cannot leave the targets fuzzing
 // inputs of the old one. Run with -seeds to rewrite them. Files not named
-// seed-* (regression inputs, crashers) are left alone.
+// seed-* (regression inputs, crashers) are left alone, except FuzzEngine's
+// past findings, which engineRegressions writes in the current program
+// format under their regression-* names.
 func TestSeedsAreCurrent(t *testing.T) {
 	corpora := map[string][]seed{
 		"FuzzWALReplay":    walSeeds(t),
@@ -46,23 +47,8 @@ func TestSeedsAreCurrent(t *testing.T) {
 		dir := filepath.Join("testdata", "fuzz", target)
 		want := map[string]bool{}
 		for _, s := range seeds {
-			name := "seed-" + s.name
-			want[name] = true
-			path := filepath.Join(dir, name)
-			content := corpusFile(s.value)
-			if *writeSeeds {
-				if err := os.MkdirAll(dir, 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(path, content, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				continue
-			}
-			got, err := os.ReadFile(path)
-			if err != nil || !bytes.Equal(got, content) {
-				t.Errorf("%s is missing or stale; rewrite the seeds: go test ./fuzz -run TestSeedsAreCurrent -seeds", path)
-			}
+			want["seed-"+s.name] = true
+			checkCorpusFile(t, dir, "seed-"+s.name, s.value)
 		}
 		entries, _ := os.ReadDir(dir)
 		for _, e := range entries {
@@ -78,6 +64,29 @@ func TestSeedsAreCurrent(t *testing.T) {
 			}
 		}
 	}
+	for _, s := range engineRegressions() {
+		checkCorpusFile(t, filepath.Join("testdata", "fuzz", "FuzzEngine"), "regression-"+s.name, s.value)
+	}
+}
+
+// checkCorpusFile checks that dir/name holds value, or with -seeds writes it.
+func checkCorpusFile(t *testing.T, dir, name string, value any) {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	content := corpusFile(value)
+	if *writeSeeds {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, content, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	got, err := os.ReadFile(path)
+	if err != nil || !bytes.Equal(got, content) {
+		t.Errorf("%s is missing or stale; rewrite the seeds: go test ./fuzz -run TestSeedsAreCurrent -seeds", path)
+	}
 }
 
 // corpusFile encodes one argument as `go test -fuzz` stores it.
@@ -92,7 +101,9 @@ func corpusFile(v any) []byte {
 }
 
 // seedRecords returns n records of every op, with field values around the
-// codec's boundaries (fixint, negative ints, str8, bin16), LSNs from first.
+// codec's boundaries (fixint, negative ints, fixstr/str8/str16, bin16), LSNs
+// from first. Every third Put is sealed as the engine seals it: its key ID
+// set, its other fields zero and its data opaque.
 func seedRecords(n int, first uint64) []wal.Record {
 	rng := rand.New(rand.NewPCG(1, first))
 	recs := make([]wal.Record, n)
@@ -106,7 +117,13 @@ func seedRecords(n int, first uint64) []wal.Record {
 			Created: 1767225600000000000 + int64(i), LastAccess: 1767225600000000000 + int64(2*i),
 			Idle: int64(30 * time.Minute), Absolute: []int64{-1, 0, 1 << 62, 1767312000000000000}[i%4],
 			UserID: []byte(strings.Repeat("u", []int{0, 5, 31, 32}[i%4])), SealKeyID: uint32(i % 2),
-			Data: bytes.Repeat([]byte{byte(i)}, []int{0, 1, 40, 256}[i%4]), Fingerprint: []uint64{0, 1 << 63}[i%2]}
+			Data: bytes.Repeat([]byte{byte(i)}, []int{0, 1, 40, 256}[i%4]), Fingerprint: []uint64{0, 1 << 63}[i%2],
+			AuthAt: []int64{0, 1767225600000000000 + int64(i), -1, 1 << 62}[i%4],
+			Label:  []byte(strings.Repeat("l", []int{0, 3, 31, 300}[i%4]))}
+		if i%3 == 2 {
+			put = wal.Record{Op: wal.OpPut, Key: k, SealKeyID: uint32(1 + i%2),
+				Data: bytes.Repeat([]byte{byte(i), 0x5e}, 60+i)}
+		}
 		switch i % 5 {
 		case 0, 1:
 			recs[i] = put
@@ -213,7 +230,7 @@ func walSeeds(t *testing.T) []seed {
 		t.Fatalf("three segments expected, got %d", len(three))
 	}
 	empty := writeLog(t, nil, 0)[0]
-	head := segmentHeader(1, 2)
+	head := segmentHeader(1, walVersion)
 	if !bytes.Equal(head, empty) || !bytes.Equal(head, seg[:walHeaderSize]) {
 		t.Fatalf("the log writes a header other than the format says:\n %x\n %x", empty, head)
 	}
@@ -257,10 +274,10 @@ func walSeeds(t *testing.T) []seed {
 		{"lsn-gap", cat(head, frames(gap...))},
 		{"non-canonical-record", cat(head, frames(recs[:2]...), wal.AppendFrame(nil, nonCanonical), frames(recs[3:5]...))},
 		{"nested-batch", cat(head, frames(nested))},
-		{"version-1", cat(segmentHeader(1, 1), frames(recs[:3]...))},
-		{"version-3", cat(segmentHeader(1, 3), frames(recs[:3]...))},
+		{"version-2", cat(segmentHeader(1, walVersion-1), frames(recs[:3]...))},
+		{"version-4", cat(segmentHeader(1, walVersion+1), frames(recs[:3]...))},
 		{"bad-magic", cat([]byte("SESSWAL\x01"), seg[8:])},
-		{"first-lsn-5", cat(segmentHeader(5, 2), frames(seedRecords(3, 5)...))},
+		{"first-lsn-5", cat(segmentHeader(5, walVersion), frames(seedRecords(3, 5)...))},
 	}
 }
 
@@ -285,13 +302,13 @@ func snapshotOf(t *testing.T, lsn uint64, recs []wal.Record, chunks int) []byte 
 	return fsys.get(info.Path)
 }
 
+// snapshotVersion is the snapshot format version the seeds are built in.
+const snapshotVersion = 3
+
 // buildSnapshot lays out a snapshot file by hand, following the format in
 // snapshot's package comment, from chunks of payloads, so that a seed can
 // hold records Write refuses to write. counts overrides a chunk's record
 // count in the table when not negative.
-// snapshotVersion is the snapshot format version the seeds are built in.
-const snapshotVersion = 2
-
 func buildSnapshot(lsn uint64, chunks [][][]byte, counts ...int) []byte {
 	castagnoli := crc32.MakeTable(crc32.Castagnoli)
 	b := []byte("SESSNAP\x00")
@@ -322,7 +339,7 @@ func buildSnapshot(lsn uint64, chunks [][][]byte, counts ...int) []byte {
 	trailer = binary.LittleEndian.AppendUint64(trailer, total)
 	trailer = binary.LittleEndian.AppendUint64(trailer, lsn)
 	trailer = binary.LittleEndian.AppendUint32(trailer, uint32(len(chunks)))
-	crc := crc32.Update(context.Background(), crc32.Checksum(table, castagnoli), castagnoli, trailer)
+	crc := crc32.Update(crc32.Checksum(table, castagnoli), castagnoli, trailer)
 	trailer = binary.LittleEndian.AppendUint32(trailer, crc)
 	return cat(b, table, trailer)
 }
@@ -386,9 +403,12 @@ func snapshotSeeds(t *testing.T) []seed {
 	binary.LittleEndian.PutUint32(chunkMax[tableAt:], snapshot.MaxChunkSize)
 	chunks4G := bytes.Clone(many)
 	binary.LittleEndian.PutUint32(chunks4G[len(many)-8:], 0xffffffff)
-	newer := bytes.Clone(many)
-	binary.LittleEndian.PutUint32(newer[8:], snapshotVersion+1)
-	binary.LittleEndian.PutUint32(newer[32:], crc32.Checksum(newer[:32], crc32.MakeTable(crc32.Castagnoli)))
+	withVersion := func(v uint32) []byte {
+		b := bytes.Clone(many)
+		binary.LittleEndian.PutUint32(b[8:], v)
+		binary.LittleEndian.PutUint32(b[32:], crc32.Checksum(b[:32], crc32.MakeTable(crc32.Castagnoli)))
+		return b
+	}
 
 	return []seed{
 		{"empty", snapshotOf(t, lsn, nil, 2)},
@@ -400,7 +420,8 @@ func snapshotSeeds(t *testing.T) []seed {
 		{"chunk-length-4GiB", refooter(chunk4G)},
 		{"chunk-length-max", refooter(chunkMax)},
 		{"chunk-count-4G", chunks4G},
-		{"newer-version", newer},
+		{"newer-version", withVersion(snapshotVersion + 1)},
+		{"older-version", withVersion(snapshotVersion - 1)},
 		{"delete-record", buildSnapshot(lsn, [][][]byte{payloads(recs[0], del)})},
 		{"record-of-another-lsn", buildSnapshot(lsn, [][][]byte{payloads(recs[1], other)})},
 		{"count-mismatch", buildSnapshot(lsn, [][][]byte{payloads(recs...)}, 2)},
@@ -445,78 +466,175 @@ func tokenVerifySeeds(t *testing.T) []seed {
 // engineProgram builds a FuzzEngine input.
 type engineProgram []byte
 
+// newProgram starts a program with its two configuration bytes.
+func newProgram(a, b byte) engineProgram { return engineProgram{a, b} }
+
 func (p engineProgram) op(op int, args ...byte) engineProgram {
 	return append(append(p, byte(op)), args...)
+}
+
+// create adds a Create: a from createArg, a data length and a label index.
+func (p engineProgram) create(a byte, n, label int) engineProgram {
+	return p.op(opCreate, a, byte(n), byte(label))
 }
 
 // createArg packs Create's first argument byte (see run.create).
 func createArg(user, idle, abs, fp int) byte { return byte(user + 5*idle + 20*abs + 80*fp) }
 
+// rotateArg packs RotateWith's options (see run.rotate); 0 is a plain Rotate.
+func rotateArg(owner int, privileged bool, label int) byte {
+	return byte(owner + 5*b2i(privileged) + 10*label)
+}
+
+// Configuration bits (see the program format in engine_test.go).
+const (
+	cGrace       = 1
+	cCap1        = 1 << 1
+	cCap2        = 2 << 1
+	cSnapOnClose = 8
+	cJanitor     = 16
+	cSigned      = 32
+	cEncrypted   = 64
+	cMemFS       = 128
+
+	cMax2     = 1
+	cMax3     = 2
+	cMax6     = 3
+	cAnon1    = 1 << 2
+	cAnon2    = 2 << 2
+	cEverySec = 1 << 4
+	cAlways   = 2 << 4
+	cTouch3   = 64
+	cOneShard = 128
+)
+
+// Argument values, by index in the tables of engine_test.go.
+const (
+	u1, u2, u3, uLong = 1, 2, 3, 4
+	nobody            = 4       // in revokeUsers
+	sec, minute, hour = 1, 2, 3 // idles
+	abs2s, abs90s     = 1, 2    // absolutes
+	fp1, fp2          = 1, 2
+	lPhone, lFirefox  = 1, 2
+	lLong             = 3
+	a1ms, a400ms, a1s = 0, 1, 2 // advances
+	a2s, a61s, aIdle  = 3, 4, 5
+	a1h, a25h         = 6, 7
+	dPast, dNow       = 0, 1 // deadlines
+	d1ns, d2s, d90s   = 2, 3, 4
+	d1h, d30h         = 5, 6
+	malformed         = 15 // a target
+	unknown           = 14
+	hZero, hUnknown   = 7, 6 // handle targets
+)
+
 func engineSeeds() []seed {
-	const (
-		grace       = 1
-		cap2        = 2 << 1
-		snapOnClose = 8
-		janitor     = 16
-		signed      = 32
-		encrypted   = 64
-		memFS       = 128
-	)
-	const (
-		u1, u2      = 1, 2
-		sec, minute = 1, 2 // idles index: 1 s, 1 min
-		abs2s       = 1    // absolutes index: 2 s
-		fp1, fp2    = 1, 2
-		a1ms        = 0 // advances indices
-		a400ms      = 1
-		a1s         = 2
-		a2s         = 3
-		a61s        = 4
-		aIdle       = 5
-		a25h        = 7
-	)
-	basic := engineProgram{0}.
-		op(opCreate, createArg(u1, 0, 0, 0), 10).op(opGet, 0).op(opUpdate, 0, 1, 20).op(opGet, 0).
-		op(opUpdate, 0, 3, 5).op(opUpdate, 0, 4, 5).op(opUpdate, 0, 0, 70).op(opDelete, 0).op(opGet, 0).
-		op(opGet, 15).op(opGet, 14).op(opDelete, 0)
-	expiry := engineProgram{0}.
-		op(opCreate, createArg(0, sec, 0, 0), 3).op(opCreate, createArg(u2, minute, abs2s, 0), 4).
+	basic := newProgram(0, 0).
+		create(createArg(u1, 0, 0, 0), 10, lPhone).op(opGet, 0).op(opUpdate, 0, 1, 20).op(opGet, 0).
+		op(opUpdate, 0, 3, 5).op(opUpdate, 0, 4, 5).op(opUpdate, 0, 0, 70).op(opSetDeadline, 0, d1h).op(opGet, 0).
+		op(opDelete, 0).op(opGet, 0).op(opGet, malformed).op(opGet, unknown).op(opDelete, 0).op(opDelete, malformed).
+		create(createArg(0, 0, 0, fp1), 3, 0).op(opGet, 1).op(opGetBound, 1, fp1).op(opGetBound, 1+16, fp2).
+		op(opGetBound, 1, 0).create(createArg(uLong, 0, 0, 0), 1, 0).create(createArg(u1, 0, 0, 0), 1, lLong).
+		create(createArg(0, 0, 0, 0), 70, 0).op(opUserSessions, u1).op(opSnapshot)
+	expiry := newProgram(0, 0).
+		create(createArg(0, sec, 0, 0), 3, 0).create(createArg(u2, minute, abs2s, 0), 4, lFirefox).
 		op(opAdvance, a400ms).op(opGet, 0).op(opAdvance, a1s).op(opGet, 0).op(opGet, 1).
-		op(opAdvance, a2s).op(opGet, 1).op(opUpdate, 1, 0, 1).op(opDelete, 0).op(opAdvance, aIdle).op(opGetAll)
-	rotate := engineProgram{grace}.
-		op(opCreate, createArg(u1, 0, 0, fp1), 8).op(opRotate, 0, 5).op(opGet, 0).op(opGetBound, 0, fp2).
-		op(opUpdate, 0, 0, 3).op(opDelete, 0).op(opRotate, 0, 2).op(opRotate, 1, 2).op(opGet, 0).
-		op(opAdvance, a61s).op(opGet, 0).op(opGet, 2)
-	revoke := engineProgram{cap2}.
-		op(opCreate, createArg(u1, 0, 0, 0), 1).op(opCreate, createArg(u1, sec, 0, 0), 2).
-		op(opAdvance, a2s).op(opCreate, createArg(u1, 0, 0, 0), 3).op(opCreate, createArg(u2, 0, 0, 0), 4).
-		op(opRotate, 3, 1).op(opRevokeUser, 1).op(opRevokeUser, 0).op(opRevokeUser, 2).op(opGetAll)
-	reopen := engineProgram{0}.
-		op(opCreate, createArg(u1, minute, 0, 0), 5).op(opCreate, createArg(0, 0, 0, 0), 6).
+		op(opAdvance, a2s).op(opGet, 1).op(opUpdate, 1, 0, 1).op(opSetDeadline, 1, d1h).op(opRotate, 1, 0).
+		op(opDelete, 0).op(opUserSessions, u2).op(opAdvance, aIdle).op(opGetAll).
+		create(createArg(u3, hour, 0, 0), 5, 0).op(opSetDeadline, 2, dPast).op(opSetDeadline, 2, dNow).
+		op(opSetDeadline, 2, d2s).op(opAdvance, a1s).op(opGet, 2).op(opSetDeadline, 2, d30h).op(opAdvance, a25h).
+		op(opGet, 2).op(opSetDeadline, 2, d2s).op(opAdvance, a2s).op(opGet, 2).op(opSetDeadline, 2, d1h).
+		op(opSetDeadline, malformed, dPast).op(opSetDeadline, unknown, dPast)
+	rotate := newProgram(cGrace, 0).
+		create(createArg(u1, 0, 0, fp1), 8, lPhone).op(opRotate, 0, 0).op(opGet, 0).op(opGetBound, 0, fp1).
+		op(opGetBound, 0, fp2).op(opUpdate, 0, 0, 3).op(opSetDeadline, 0, d1h).op(opRotate, 0, 0).op(opDelete, 0).
+		op(opGetBound, 0, fp1).op(opRotate, 1, 0).op(opGetBound, 1, fp1).op(opGetBound, 0, fp1).
+		create(createArg(0, 0, 0, 0), 4, lFirefox).op(opRotate, 3, 0).op(opUpdate, 4, 0, 9).op(opGet, 3).
+		op(opRotate, 4, rotateArg(0, true, 0)).op(opGet, 4).op(opGet, 3).op(opRotate, 5, rotateArg(u2, false, lPhone)).
+		op(opGet, 5).op(opUserSessions, u2).op(opRotate, 6, rotateArg(0, false, lLong)).
+		op(opRotate, 6, rotateArg(uLong, false, 0)).op(opRotate, 6, 0).op(opGet, 6).
+		op(opAdvance, a61s).op(opGet, 6).op(opGet, 7).op(opDelete, 6).op(opRotate, malformed, 0)
+	revoke := newProgram(cCap2, 0).
+		create(createArg(u1, 0, 0, 0), 1, lPhone).create(createArg(u1, sec, 0, 0), 2, lFirefox).
+		op(opAdvance, a2s).create(createArg(u1, 0, 0, 0), 3, 0).create(createArg(u2, 0, 0, 0), 4, 0).
+		create(createArg(0, 0, 0, 0), 5, 0).op(opRotate, 4, rotateArg(u1, false, lPhone)).op(opUserSessions, u1).
+		op(opRevokeOthers, u1, 5).op(opUserSessions, u1).op(opRevokeSession, u2, 5).op(opRevokeSession, u1, 3).
+		op(opRevokeSession, u2, 3).op(opRevokeSession, u1, hUnknown).op(opRevokeOthers, u2, hZero).
+		op(opRevokeUser, 1).op(opRevokeUser, 0).op(opRevokeUser, nobody).op(opRevokeOthers, 0, 0).
+		op(opRevokeSession, 0, 0).create(createArg(u3, 0, 0, 0), 1, 0).create(createArg(u3, 0, 0, 0), 1, 0).
+		op(opRotate, 6, rotateArg(u3, true, 0)).create(createArg(u3, 0, 0, 0), 1, 0).op(opUserSessions, u3).
+		op(opGetAll)
+	maxSessions := newProgram(0, cMax3).
+		create(createArg(0, 0, 0, 0), 1, 0).create(createArg(0, 0, 0, 0), 2, 0).create(createArg(u1, 0, 0, 0), 3, 0).
+		create(createArg(u2, 0, 0, 0), 4, 0).create(createArg(u3, 0, 0, 0), 5, 0).create(createArg(u1, 0, 0, 0), 6, 0).
+		create(createArg(0, 0, 0, 0), 7, 0).op(opDelete, 2).create(createArg(0, sec, 0, 0), 8, 0).
+		op(opAdvance, a2s).create(createArg(u2, 0, 0, 0), 9, 0).op(opRevokeUser, u1).op(opReopen).
+		create(createArg(0, 0, 0, 0), 10, 0).create(createArg(0, 0, 0, 0), 11, 0).op(opGetAll)
+	maxAnon := newProgram(cCap1, cAnon1|cMax6).
+		create(createArg(0, 0, 0, 0), 1, 0).create(createArg(0, 0, 0, 0), 2, 0).op(opRotate, 1, rotateArg(u1, false, 0)).
+		create(createArg(0, 0, 0, 0), 3, 0).op(opRotate, 3, rotateArg(u1, false, lPhone)).
+		create(createArg(0, sec, 0, 0), 4, 0).op(opAdvance, a1s).create(createArg(0, 0, 0, 0), 5, 0).
+		create(createArg(u2, 0, 0, 0), 6, 0).op(opUserSessions, u1).op(opGetAll)
+	reopen := newProgram(0, cEverySec).
+		create(createArg(u1, minute, 0, 0), 5, lPhone).create(createArg(0, 0, 0, 0), 6, 0).
 		op(opAdvance, a1s).op(opGet, 0).op(opAdvance, a400ms).op(opGet, 0).op(opSnapshot).op(opSnapshot).
-		op(opUpdate, 1, 1, 7).op(opAdvance, a2s).op(opGet, 0).op(opReopen).op(opGetAll).
-		op(opAdvance, a61s).op(opReopen).op(opGet, 1).op(opSnapshot).op(opReopen).op(opRotate, 1, 0)
-	fingerprint := engineProgram{0}.
-		op(opCreate, createArg(0, 0, 0, fp1), 5).op(opGetBound, 0, fp2).op(opGetBound, 0, fp1).
-		op(opReopen).op(opGetBound, 0, fp2).op(opGetBound, 0, 0).op(opGetBound, 0, fp1)
-	everything := engineProgram{signed | encrypted | memFS | snapOnClose | grace | cap2}.
-		op(opCreate, createArg(u1, 0, 0, fp2), 9).op(opCreate, createArg(u1, 0, 0, 0), 9).
-		op(opCreate, createArg(u1, 0, 0, 0), 9).op(opRotate, 2, 2).op(opGet, 2).op(opSnapshot).
-		op(opAdvance, a1ms).op(opUpdate, 1, 2, 30).op(opReopen).op(opGetAll).op(opRevokeUser, 2).
-		op(opReopen).op(opGet, 15).op(opGet, 14).op(opAdvance, a25h).op(opReopen)
-	janitorOn := engineProgram{janitor | grace}.
-		op(opCreate, createArg(u1, sec, 0, 0), 2).op(opCreate, createArg(u1, 0, 0, 0), 2).
+		op(opUpdate, 1, 1, 7).op(opAdvance, a2s).op(opGet, 0).op(opReopen).op(opUserSessions, u1).op(opGetAll).
+		op(opRevokeOthers, u1, hZero).op(opAdvance, a61s).op(opReopen).op(opGet, 1).op(opSnapshot).op(opReopen).
+		op(opRotate, 1, rotateArg(u2, false, 0)).op(opReopen).op(opRevokeSession, u2, 2)
+	fingerprint := newProgram(0, 0).
+		create(createArg(0, 0, 0, fp1), 5, 0).op(opGetBound, 0, fp2).op(opGetBound, 0, fp1).
+		op(opReopen).op(opGetBound, 0, fp2).op(opGetBound, 0, 0).op(opGet, 0).op(opGetBound, 0+16, fp1).
+		op(opRotate, 0, rotateArg(u1, false, 0)).op(opReopen).op(opGet, 1).op(opGetBound, 1, fp1)
+	everything := newProgram(cSigned|cEncrypted|cMemFS|cSnapOnClose|cGrace|cCap2, cAlways|cOneShard|cTouch3|cMax6).
+		create(createArg(u1, 0, 0, fp2), 9, lPhone).create(createArg(u1, 0, 0, 0), 9, 0).
+		create(createArg(u1, 0, 0, 0), 9, lFirefox).op(opRotate, 2, 0).op(opGet, 2).op(opSnapshot).
+		op(opAdvance, a1ms).op(opUpdate, 1, 2, 30).op(opReopen).op(opGetAll).op(opAdvance, a2s).op(opGet, 1).
+		op(opAdvance, a2s).op(opGet, 1).op(opRevokeUser, u2).op(opReopen).op(opGet, malformed).op(opGet, unknown).
+		op(opAdvance, a25h).op(opReopen).op(opGetAll)
+	janitorOn := newProgram(cJanitor|cGrace, cEverySec|cAnon2).
+		create(createArg(u1, sec, 0, 0), 2, 0).create(createArg(u1, 0, 0, 0), 2, 0).
 		op(opRotate, 1, 0).op(opAdvance, a2s).op(opGet, 0).op(opGet, 1).op(opDelete, 0).
-		op(opAdvance, a61s).op(opGet, 1).op(opRevokeUser, 1).op(opReopen)
+		create(createArg(0, sec, 0, 0), 1, 0).create(createArg(0, sec, 0, 0), 1, 0).op(opAdvance, a2s).
+		create(createArg(0, 0, 0, 0), 1, 0).op(opAdvance, a61s).op(opGet, 1).op(opRevokeUser, u1).op(opReopen).
+		op(opGetAll)
 	return []seed{
 		{"basic", []byte(basic)},
-		{"expiry", []byte(expiry)},
-		{"rotate-grace", []byte(rotate)},
+		{"expiry-and-deadlines", []byte(expiry)},
+		{"rotate-grace-and-login", []byte(rotate)},
 		{"revoke-and-cap", []byte(revoke)},
+		{"max-sessions", []byte(maxSessions)},
+		{"max-anonymous-sessions", []byte(maxAnon)},
 		{"snapshot-reopen", []byte(reopen)},
 		{"fingerprint-reopen", []byte(fingerprint)},
 		{"signed-encrypted-memfs", []byte(everything)},
 		{"janitor", []byte(janitorOn)},
 		{"too-many-ops", slices.Repeat([]byte{opGetAll}, 2*maxOps)},
+	}
+}
+
+// engineRegressions are the inputs of FuzzEngine's past findings (see
+// RESULTS.md), written in the current program format. TestSeedsAreCurrent
+// keeps them as regression-<name>.
+func engineRegressions() []seed {
+	// Create bound, reopen, GetBound with another fingerprint.
+	binding := newProgram(0, 0).create(createArg(0, 0, 0, fp1), 5, 0).op(opReopen).op(opGetBound, 0, fp2)
+	// A session whose deadline passed in the second before Open.
+	lastSecond := newProgram(cGrace|cEncrypted, 0).
+		op(opAdvance, a1ms).create(createArg(0, sec, 3, 0), 48, 0).
+		op(opAdvance, a1ms).create(createArg(u2, hour, abs90s, 0), 48, 0).
+		op(opRevokeUser, u3).op(opRevokeUser, u2).op(opAdvance, a1s).op(opReopen).op(opDelete, 0)
+	// MaxSessionsPerUser 2, one of the user's sessions expired.
+	userCap := newProgram(cCap2, 0).
+		create(createArg(u1, 0, 0, 0), 1, 0).create(createArg(u1, sec, 0, 0), 2, 0).op(opAdvance, a2s).
+		create(createArg(u1, 0, 0, 0), 3, 0)
+	// With encryption at rest, sealing a Put whose buffer has less than
+	// the GCM tag's 16 bytes to spare panics (engine/seal.go, sealRecord):
+	// an anonymous Create with 48 bytes of data on a fresh engine.
+	sealing := newProgram(cEncrypted, 0).create(createArg(0, 0, 0, 0), 48, 0)
+	return []seed{
+		{"sealing-panics-without-room-for-the-tag", []byte(sealing)},
+		{"fingerprint-binding-lost-on-restart", []byte(binding)},
+		{"recovery-keeps-sessions-expired-this-second", []byte(lastSecond)},
+		{"user-cap-counts-expired-sessions", []byte(userCap)},
 	}
 }
