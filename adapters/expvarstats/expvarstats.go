@@ -39,18 +39,37 @@ func Stats(e *engine.Engine) expvar.Func {
 }
 
 // Publish publishes, under name, a map holding "stats" (see Stats) and, if
-// rec is not nil, "recorder". It returns the map, to which the caller may
-// add more. Like expvar.Publish it panics if name is already published:
-// give each engine its own name.
+// rec is not nil, "recorder", and returns the map, to which the caller may
+// add more. expvar cannot take a name back, so publishing a name again
+// (a program that reopens its engine, a test run twice) points its map at
+// the new e and rec. A name that something other than Publish published
+// makes it panic, as expvar.Publish does: give each engine its own name.
 func Publish(name string, e *engine.Engine, rec *Recorder) *expvar.Map {
-	m := new(expvar.Map)
+	publishedMu.Lock()
+	defer publishedMu.Unlock()
+	m, ok := published[name]
+	if !ok {
+		m = new(expvar.Map)
+	}
 	m.Set("stats", Stats(e))
 	if rec != nil {
 		m.Set("recorder", rec)
+	} else {
+		m.Delete("recorder")
 	}
-	expvar.Publish(name, m)
+	if !ok {
+		expvar.Publish(name, m) // panics if the name is taken
+		published[name] = m
+	}
 	return m
 }
+
+// published records the maps Publish put in expvar's registry, so that
+// Publish can tell its own names, which it may reuse, from others'.
+var (
+	publishedMu sync.Mutex
+	published   = map[string]*expvar.Map{}
+)
 
 // Bucket upper bounds. Durations are in seconds. They are fixed rather than
 // configurable so that the JSON has the same shape in every program and a

@@ -147,15 +147,40 @@ func TestPublishWithoutRecorder(t *testing.T) {
 	}
 }
 
-func TestPublishTwiceUnderOneNamePanics(t *testing.T) {
+func TestPublishAgainRepoints(t *testing.T) {
+	first := open(t, engine.Options{})
+	m := expvarstats.Publish("sesscache_test_again", first, expvarstats.NewRecorder())
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The program reopens its engine and publishes it under the same name.
+	second := open(t, engine.Options{})
+	if _, err := second.Create(context.Background(), engine.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if m2 := expvarstats.Publish("sesscache_test_again", second, nil); m2 != m || expvar.Get("sesscache_test_again") != m {
+		t.Fatal("publishing again made a second map")
+	}
+	var st engine.Stats
+	if err := json.Unmarshal([]byte(m.Get("stats").String()), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Created != 1 || m.Get("recorder") != nil {
+		t.Fatalf("after publishing again: created %d, recorder %v; want the second engine's 1 and none", st.Created, m.Get("recorder"))
+	}
+}
+
+func TestPublishOverOthersNamePanics(t *testing.T) {
+	if expvar.Get("sesscache_test_taken") == nil {
+		expvar.NewInt("sesscache_test_taken")
+	}
 	e := open(t, engine.Options{})
-	expvarstats.Publish("sesscache_test_twice", e, nil)
 	defer func() {
 		if recover() == nil {
-			t.Fatal("publishing a name twice did not panic")
+			t.Fatal("publishing over a name expvar.NewInt took did not panic")
 		}
 	}()
-	expvarstats.Publish("sesscache_test_twice", e, nil)
+	expvarstats.Publish("sesscache_test_taken", e, nil)
 }
 
 func TestRecorderPersistent(t *testing.T) {

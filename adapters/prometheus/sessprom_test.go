@@ -256,8 +256,11 @@ func TestPersistentEngine(t *testing.T) {
 	if n, sum := f.hist("sesscache_log_write_records"); n == 0 || sum < 1 {
 		t.Errorf("log_write_records: count %d sum %g, want the Create's record", n, sum)
 	}
-	if n, sum := f.hist("sesscache_log_write_bytes"); n == 0 || sum <= 0 {
-		t.Errorf("log_write_bytes: count %d sum %g", n, sum)
+	// One ObserveLogWrite feeds both histograms. (Its byte count is not
+	// checked: a memory-mapped log reports its batches with 0 bytes.)
+	nr, _ := f.hist("sesscache_log_write_records")
+	if nb, _ := f.hist("sesscache_log_write_bytes"); nb != nr {
+		t.Errorf("log_write_bytes count %d, log_write_records count %d", nb, nr)
 	}
 	st := e.Stats()
 	f.expect(map[string]float64{
