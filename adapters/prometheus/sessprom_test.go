@@ -460,3 +460,22 @@ func TestErrorKind(t *testing.T) {
 		}
 	}
 }
+
+// TestScrapeAfterClose: a program that closes its engine while its
+// /metrics is still served (during shutdown) must not fail the scrape.
+func TestScrapeAfterClose(t *testing.T) {
+	rec := sessprom.NewRecorder(sessprom.Options{})
+	e, err := engine.Open(engine.Options{Dir: t.TempDir(), Recorder: rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := serve(t, sessprom.NewCollector(e, sessprom.Options{}), rec)
+	if _, err := e.Create(context.Background(), engine.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f := s.scrape()
+	f.expect(map[string]float64{"sesscache_sessions_created_total": 1})
+}
