@@ -72,11 +72,14 @@ const (
 	txnRemove // every change a removal, each with its cause
 )
 
-// txn is one write: its changes and how to commit them.
+// txn is one write: its changes and how to commit them. It lives on its
+// writer's stack: up to three changes inline, more (a revocation) in a
+// slice of their own.
 type txn struct {
-	op      txnOp
-	changes []change
-	inline  [3]change
+	op     txnOp
+	n      int // changes in inline
+	inline [3]change
+	more   []change // all the changes, once there are more than inline holds
 	// durable makes the write wait for an fsync whatever the policy.
 	durable bool
 	// exempt is the user whose revocation fence this txn belongs to.
@@ -85,19 +88,38 @@ type txn struct {
 	at int64
 }
 
-func newTxn(op txnOp, at int64) *txn {
-	tx := &txn{op: op, at: at}
-	tx.changes = tx.inline[:0]
+// init readies a txn. Only a write whose apply waits for the log puts a
+// copy of it where others see it (pending).
+func (tx *txn) init(op txnOp, at int64) *txn {
+	tx.op, tx.at = op, at
 	return tx
 }
 
-func (tx *txn) add(c change) { tx.changes = append(tx.changes, c) }
+func (tx *txn) add(c change) {
+	switch {
+	case tx.more != nil:
+		tx.more = append(tx.more, c)
+	case tx.n < len(tx.inline):
+		tx.inline[tx.n] = c
+		tx.n++
+	default:
+		tx.more = append(append(make([]change, 0, 2*tx.n), tx.inline[:tx.n]...), c)
+	}
+}
+
+// list returns the changes.
+func (tx *txn) list() []change {
+	if tx.more != nil {
+		return tx.more
+	}
+	return tx.inline[:tx.n]
+}
 
 // logged reports whether the txn has anything for the log: a rotation's
 // grace entry never reaches it, nor does the removal of one.
 func (tx *txn) logged() bool {
-	for i := range tx.changes {
-		c := &tx.changes[i]
+	for i := range tx.list() {
+		c := &tx.list()[i]
 		if c.old.IsZero() || c.old.Flags()&shard.FlagAlias == 0 {
 			return true
 		}
@@ -128,8 +150,8 @@ func (e *Engine) commit(ctx context.Context, tx *txn) error {
 	}
 	var buf [4]int
 	idx := buf[:0]
-	for i := range tx.changes {
-		idx = append(idx, tx.changes[i].si)
+	for i := range tx.list() {
+		idx = append(idx, tx.list()[i].si)
 	}
 	slices.Sort(idx)
 	idx = slices.Compact(idx)
@@ -170,9 +192,12 @@ func (e *Engine) commit(ctx context.Context, tx *txn) error {
 		e.committed(tx)
 		return nil
 	}
-	for i := range tx.changes {
-		c := &tx.changes[i]
-		e.shards[c.si].pending[c.key()] = tx
+	// Others see the pending write, through its keys: a copy of it, so that
+	// the txn itself can stay on the stack.
+	shared := &txn{op: tx.op, more: slices.Clone(tx.list())}
+	for i := range tx.list() {
+		c := &tx.list()[i]
+		e.shards[c.si].pending[c.key()] = shared
 	}
 	e.unlockShards(idx)
 	err := e.wait(lsn, tx.durable)
@@ -180,8 +205,8 @@ func (e *Engine) commit(ctx context.Context, tx *txn) error {
 	if err == nil {
 		e.apply(tx)
 	}
-	for i := range tx.changes {
-		c := &tx.changes[i]
+	for i := range tx.list() {
+		c := &tx.list()[i]
 		delete(e.shards[c.si].pending, c.key())
 	}
 	for _, i := range idx {
@@ -213,8 +238,8 @@ func (e *Engine) unlockShards(idx []int) {
 // of its keys (shard si, key k), or a revocation fencing one of the owners
 // it touches. Caller holds tx's shard locks.
 func (e *Engine) blocker(tx *txn) (si int, k shard.Key, fence <-chan struct{}, busy bool) {
-	for i := range tx.changes {
-		c := &tx.changes[i]
+	for i := range tx.list() {
+		c := &tx.list()[i]
 		if _, ok := e.shards[c.si].pending[c.key()]; ok {
 			return c.si, c.key(), nil, true
 		}
@@ -222,8 +247,8 @@ func (e *Engine) blocker(tx *txn) (si int, k shard.Key, fence <-chan struct{}, b
 	if e.users.fenced.Load() == 0 {
 		return 0, shard.Key{}, nil, false
 	}
-	for i := range tx.changes {
-		c := &tx.changes[i]
+	for i := range tx.list() {
+		c := &tx.list()[i]
 		for _, r := range [2]shard.Rec{c.old, c.new} {
 			if r.IsZero() {
 				continue
@@ -262,8 +287,8 @@ func (e *Engine) waitOut(ctx context.Context, si int, k shard.Key, fence <-chan 
 // still current, and takes the current record for each anyOld removal.
 func (e *Engine) validate(tx *txn) error {
 	now := e.now()
-	for i := range tx.changes {
-		c := &tx.changes[i]
+	for i := range tx.list() {
+		c := &tx.list()[i]
 		s := &e.shards[c.si]
 		switch {
 		case c.anyOld:
@@ -294,15 +319,15 @@ func (e *Engine) validate(tx *txn) error {
 // so that a reader following a rotation never finds neither ID. Caller
 // holds tx's shard locks.
 func (e *Engine) apply(tx *txn) {
-	for i := range tx.changes {
-		c := &tx.changes[i]
+	for i := range tx.list() {
+		c := &tx.list()[i]
 		if c.old.IsZero() {
 			e.shards[c.si].Insert(c.h, c.new)
 			e.remember(c.si, c.new, c.reserved)
 		}
 	}
-	for i := range tx.changes {
-		c := &tx.changes[i]
+	for i := range tx.list() {
+		c := &tx.list()[i]
 		s := &e.shards[c.si]
 		switch {
 		case c.old.IsZero():
@@ -362,8 +387,8 @@ func (e *Engine) committed(tx *txn) {
 		e.stats.rotated.Add(1)
 	}
 	var rotatedFrom shard.Rec
-	for i := range tx.changes {
-		c := &tx.changes[i]
+	for i := range tx.list() {
+		c := &tx.list()[i]
 		if c.new.IsZero() {
 			if tx.op == txnRotate && c.cause == 0 {
 				rotatedFrom = c.old
@@ -377,13 +402,13 @@ func (e *Engine) committed(tx *txn) {
 	}
 	// Removals first: a Create that evicts reads "evicted, then created".
 	at := time.Unix(0, tx.at)
-	for i := range tx.changes {
-		if c := &tx.changes[i]; c.new.IsZero() && c.cause != 0 {
+	for i := range tx.list() {
+		if c := &tx.list()[i]; c.new.IsZero() && c.cause != 0 {
 			e.opts.OnEvent(Event{Kind: c.cause, Handle: handleOf(c.old), UserID: c.old.UserID(), Time: at})
 		}
 	}
-	for i := range tx.changes {
-		c := &tx.changes[i]
+	for i := range tx.list() {
+		c := &tx.list()[i]
 		switch {
 		case c.old.IsZero() && tx.op == txnCreate:
 			e.opts.OnEvent(Event{Kind: EventCreated, Handle: handleOf(c.new), UserID: c.new.UserID(), Time: at})
@@ -424,8 +449,8 @@ func (e *Engine) encode(p *wal.Pending, tx *txn) error {
 			e.sealer.release(b)
 		}
 	}()
-	for i := range tx.changes {
-		c := &tx.changes[i]
+	for i := range tx.list() {
+		c := &tx.list()[i]
 		switch {
 		case !c.new.IsZero():
 			ops = append(ops, putRecord(c.new, c.disk))

@@ -34,8 +34,8 @@ func (e *Engine) anonymousVictims(n int, tx *txn) []victim {
 		if r.Flags()&shard.FlagAlias != 0 || r.UserID() != "" {
 			return
 		}
-		for i := range tx.changes {
-			if tx.changes[i].old == r {
+		for _, c := range tx.list() {
+			if c.old == r {
 				return
 			}
 		}

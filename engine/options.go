@@ -226,6 +226,10 @@ type Options struct {
 	// beforePublish, if set, runs when a snapshot asks the log to be
 	// durable through what it copied, before it does.
 	beforePublish func()
+
+	// noMap makes the log write its segments instead of mapping them, so
+	// that benchmarks can compare the two.
+	noMap bool
 }
 
 const (

@@ -79,7 +79,6 @@ func (e *Engine) openJournal() error {
 		return fail(err)
 	}
 	loaded := e.Len()
-	e.deferApply = o.Sync != SyncNo
 	var replayed *logReplay
 	log, info, err := func() (*wal.Log, wal.ReplayInfo, error) {
 		replayed = e.newLogReplay()
@@ -91,6 +90,7 @@ func (e *Engine) openJournal() error {
 			FS:            o.FS,
 			Logger:        o.Logger,
 			ExpectSegment: expect,
+			NoMap:         o.noMap,
 			OnSkip:        func(string) { replayed.suspectAll() },
 			OnSegment:     mf.record,
 			OnWrite:       e.observeLogWrite,
@@ -101,6 +101,9 @@ func (e *Engine) openJournal() error {
 		return fail(err)
 	}
 	e.jr = &journal{log: log, lock: lock, snap: sn, manifest: mf}
+	// A write waits for the log before memory shows it, unless the log
+	// holds it as the policy promises the moment it is appended.
+	e.deferApply = !log.AcksAtAppend()
 	sn.carried = info.Bytes
 	dropped, unproven := e.dropDead()
 	if err := mf.write(log.NewestSegment()); err != nil {

@@ -253,6 +253,7 @@ func (e *Engine) promote(s *engShard, si int, k *shard.Key, h uint64) shard.Rec 
 		if s.pending[d] == nil {
 			m := cold.Meta()
 			m.Flags &^= shard.FlagCold
+			m.Digest = d
 			hot := cold.With(k, m, cold.LastAccess(), cold.Data())
 			s.Rekey(cold, dh, hot, h)
 			if u := hot.UserID(); u != "" {

@@ -55,6 +55,8 @@ func (e *Engine) RotateWith(ctx context.Context, id string, o RotateOptions) (se
 		m := r.Meta()
 		m.Version++
 		m.Hint = uint16(nh)
+		disk := e.diskKeyOf(&nk, uint16(nh))
+		m.Digest = shard.Key(disk.Digest)
 		owner, label := r.UserID(), r.Label()
 		if o.UserID != "" {
 			owner = o.UserID
@@ -71,9 +73,9 @@ func (e *Engine) RotateWith(ctx context.Context, id string, o RotateOptions) (se
 			alias = shard.NewRec(&k, shard.Meta{Created: now, Idle: g, Absolute: satAdd(now, g),
 				Flags: shard.FlagAlias, Hint: uint16(h)}, now, "", "", nk[:])
 		}
-		tx := newTxn(txnRotate, now)
+		tx := new(txn).init(txnRotate, now)
 		tx.add(change{si: i1, h: h, old: r, alias: alias, disk: e.diskKey(r)})
-		tx.add(change{si: i2, h: nh, new: nr, disk: e.diskKeyOf(&nk, uint16(nh))})
+		tx.add(change{si: i2, h: nh, new: nr, disk: disk})
 		if owner != r.UserID() {
 			if err := e.addEvictions(tx, owner, overage{}, nk); err != nil {
 				return Session{}, err

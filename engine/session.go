@@ -191,11 +191,16 @@ func digestOf(k *shard.Key) shard.Key {
 }
 
 // handleOf returns the handle of the session in r, whose key is its raw ID
-// or, recovered and not presented since, already its digest.
+// or, recovered and not presented since, already its digest. A persistent
+// engine keeps the digest in the record, computed once; an in-memory one
+// computes it when asked.
 func handleOf(r shard.Rec) Handle {
 	k := r.Key()
-	if r.Flags()&shard.FlagCold != 0 {
+	switch {
+	case r.Flags()&shard.FlagCold != 0:
 		return Handle(k)
+	case r.Digest() != shard.Key{}:
+		return Handle(r.Digest())
 	}
 	return Handle(digestOf(&k))
 }

@@ -135,8 +135,8 @@ func (e *Engine) fillChunk(i int, add func(*wal.Record) error) error {
 		return true
 	})
 	for k, tx := range s.pending {
-		for j := range tx.changes {
-			c := &tx.changes[j]
+		for j := range tx.list() {
+			c := &tx.list()[j]
 			if c.si != i || c.key() != k {
 				continue
 			}

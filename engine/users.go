@@ -212,7 +212,7 @@ func (e *Engine) revoke(ctx context.Context, user string, doom func(Handle) bool
 			return total, fmt.Errorf("sesscache: revoking: gave up after %d attempts", attempt)
 		}
 		now := e.now()
-		tx := newTxn(txnRemove, now)
+		tx := new(txn).init(txnRemove, now)
 		tx.durable = true
 		tx.exempt = user
 		moving := false
@@ -231,7 +231,7 @@ func (e *Engine) revoke(ctx context.Context, user string, doom func(Handle) bool
 			}
 			tx.add(change{si: uk.shard, h: h, old: r, disk: e.diskKey(r), cause: EventRevoked, anyOld: true})
 		}
-		if len(tx.changes) == 0 {
+		if len(tx.list()) == 0 {
 			if moving {
 				runtime.Gosched()
 				continue
@@ -241,7 +241,7 @@ func (e *Engine) revoke(ctx context.Context, user string, doom func(Handle) bool
 		err := e.commit(ctx, tx)
 		switch {
 		case err == nil:
-			total += len(tx.changes)
+			total += len(tx.list())
 		case !errors.Is(err, errStale):
 			return total, err
 		}

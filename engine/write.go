@@ -61,10 +61,12 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (s Session, err er
 			m.Flags |= shard.FlagBound
 			m.Fingerprint = fingerprintHash(o.Fingerprint)
 		}
+		disk := e.diskKeyOf(&k, uint16(h))
+		m.Digest = shard.Key(disk.Digest)
 		r := shard.NewRec(&k, m, now, o.UserID, o.Label, o.Data)
-		tx := newTxn(txnCreate, now)
+		tx := new(txn).init(txnCreate, now)
 		_, si := e.shardOf(h)
-		tx.add(change{si: si, h: h, new: r, disk: e.diskKeyOf(&k, uint16(h)), reserved: true})
+		tx.add(change{si: si, h: h, new: r, disk: disk, reserved: true})
 		if err := e.addEvictions(tx, o.UserID, over, k); err != nil {
 			return Session{}, err
 		}
@@ -157,7 +159,7 @@ func (e *Engine) Update(ctx context.Context, id string, version uint64, fn func(
 		if attempt == 0 {
 			disk = e.diskKey(r)
 		}
-		tx := newTxn(txnUpdate, now)
+		tx := new(txn).init(txnUpdate, now)
 		tx.add(change{si: si, h: h, old: r, new: nr, disk: disk, mustLive: true})
 		err = e.commit(ctx, tx)
 		switch {
@@ -206,7 +208,7 @@ func (e *Engine) Delete(ctx context.Context, id string) (err error) {
 		if r.Deadline(r.LastAccess()) <= now {
 			cause = EventExpired
 		}
-		tx := newTxn(txnRemove, now)
+		tx := new(txn).init(txnRemove, now)
 		tx.durable = true
 		tx.add(change{si: si, h: h, old: r, disk: e.diskKey(r), cause: cause})
 		if err := e.commit(ctx, tx); !errors.Is(err, errStale) {
@@ -253,7 +255,7 @@ func (e *Engine) SetDeadline(ctx context.Context, id string, t time.Time) (sess 
 		m.Absolute = t.UnixNano()
 		rk := r.Key()
 		nr := r.With(&rk, m, now, r.Data())
-		tx := newTxn(txnUpdate, now)
+		tx := new(txn).init(txnUpdate, now)
 		tx.add(change{si: si, h: h, old: r, new: nr, disk: e.diskKey(r), mustLive: true})
 		err = e.commit(ctx, tx)
 		switch {

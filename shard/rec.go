@@ -47,7 +47,8 @@ const (
 //	78  labelLen      uint16
 //	80  fingerprint   uint64, hash of the client fingerprint (FlagBound)
 //	88  authAt        int64, unix ns of the last authentication; 0: never
-//	96  user ID, then label, then data
+//	96  digest        [16]byte, the ID's digest if the engine keeps it; zero if not
+//	112 user ID, then label, then data
 //
 // The last access lives in the record rather than beside it because every
 // replacement of a record is itself an access: a touch that lands on the old
@@ -69,7 +70,8 @@ const (
 	offLabelLen     = 78
 	offFingerprint  = 80
 	offAuthAt       = 88
-	recHeader       = 96
+	offDigest       = 96
+	recHeader       = 112
 )
 
 // MaxUserID is the longest owner ID a record can hold, and MaxLabel the
@@ -98,6 +100,10 @@ type Meta struct {
 	Fingerprint uint64
 	// AuthAt is when the session last authenticated, unix ns; 0 if never.
 	AuthAt int64
+	// Digest is the digest of the session's ID, which a persistent engine
+	// names the session by on disk and computes once, at creation; zero if
+	// the engine does not keep it.
+	Digest Key
 }
 
 // Rec is a session record: one allocation holding the session's fields, its
@@ -123,6 +129,7 @@ func NewRec(k *Key, m Meta, lastAccess int64, user, label string, data []byte) R
 	binary.LittleEndian.PutUint16(b[offLabelLen:], uint16(len(label)))
 	binary.LittleEndian.PutUint64(b[offFingerprint:], m.Fingerprint)
 	binary.LittleEndian.PutUint64(b[offAuthAt:], uint64(m.AuthAt))
+	copy(b[offDigest:], m.Digest[:])
 	copy(b[recHeader:], user)
 	copy(b[recHeader+len(user):], label)
 	copy(b[recHeader+len(user)+len(label):], data)
@@ -181,10 +188,13 @@ func (r Rec) Fingerprint() uint64 { return binary.LittleEndian.Uint64(r.header()
 // AuthAt returns when the session last authenticated, unix ns; 0 if never.
 func (r Rec) AuthAt() int64 { return int64(binary.LittleEndian.Uint64(r.header()[offAuthAt:])) }
 
+// Digest returns the digest of the session's ID kept in r, or the zero Key.
+func (r Rec) Digest() Key { return *(*Key)(unsafe.Add(unsafe.Pointer(r.p), offDigest)) }
+
 // Meta returns the fixed-size fields of r.
 func (r Rec) Meta() Meta {
 	return Meta{Version: r.Version(), Created: r.Created(), Idle: r.Idle(), Absolute: r.Absolute(),
-		Flags: r.Flags(), Hint: r.Hint(), Fingerprint: r.Fingerprint(), AuthAt: r.AuthAt()}
+		Flags: r.Flags(), Hint: r.Hint(), Fingerprint: r.Fingerprint(), AuthAt: r.AuthAt(), Digest: r.Digest()}
 }
 
 // LastAccess returns the last access in unix ns.

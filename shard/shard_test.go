@@ -244,7 +244,10 @@ func TestPopExpiredKeepsWhatGoneRefuses(t *testing.T) {
 
 func TestRecLabelAndAuth(t *testing.T) {
 	k := randKey()
-	r := NewRec(&k, Meta{AuthAt: 77}, 1, "u", "laptop", []byte("data"))
+	d := randKey()
+	r := NewRec(&k, Meta{AuthAt: 77, Digest: d}, 1, "u", "laptop", []byte("data"))
+	assert.Equal(t, d, r.Digest())
+	assert.Equal(t, d, r.Meta().Digest)
 	assert.Equal(t, "u", r.UserID())
 	assert.Equal(t, "laptop", r.Label())
 	assert.Equal(t, []byte("data"), r.Data())

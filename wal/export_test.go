@@ -173,3 +173,6 @@ func (l *Log) DurableWaiters() int {
 	defer l.waitMu.Unlock()
 	return len(l.durableWaiters)
 }
+
+// Mapped reports whether the log maps its segments.
+func (l *Log) Mapped() bool { return l.mapped }

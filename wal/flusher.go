@@ -369,6 +369,14 @@ func (l *Log) syncer() {
 		if l.err() != nil || l.durableLSN.Load() >= l.writtenLSN.Load() {
 			continue
 		}
+		if l.mapped {
+			// The mapped flusher does every fsync: ask it for one.
+			l.mu.Lock()
+			l.syncReq = max(l.syncReq, l.last)
+			l.mu.Unlock()
+			l.wake()
+			continue
+		}
 		// fileMu keeps rotation from closing the file under the fsync.
 		l.fileMu.Lock()
 		err := l.syncFile(l.cur)

@@ -1,6 +1,7 @@
 package wal
 
 import (
+	"errors"
 	"io"
 	"io/fs"
 	"os"
@@ -49,6 +50,31 @@ type File interface {
 	Close() error
 }
 
+// Mapper is implemented by a File that can be mapped into memory. The log
+// maps its segments when it can and then appends by copying into the
+// mapping: the bytes are in the operating system's page cache, and so safe
+// from a process crash, without a system call.
+type Mapper interface {
+	// Map maps the file's first size bytes, shared and read-write. The
+	// file's space must be allocated (Preallocate) so that no store into
+	// the mapping can fail for want of space; where it is not, or the
+	// platform cannot, Map fails with ErrNotMappable. File.Sync makes the
+	// mapping's changes durable as it does the file's writes.
+	Map(size int64) (Mapping, error)
+}
+
+// Mapping is a file mapped into memory.
+type Mapping interface {
+	// Bytes returns the mapped memory. Stores into it change the file.
+	Bytes() []byte
+	// Unmap releases the mapping; Bytes must not be used after.
+	Unmap() error
+}
+
+// ErrNotMappable is returned by Mapper.Map for a file the log must write
+// with write calls instead.
+var ErrNotMappable = errors.New("wal: file cannot be mapped")
+
 // OSFS is the operating system's file system.
 type OSFS struct{}
 
@@ -60,7 +86,7 @@ func (OSFS) OpenFile(name string, flag int, perm fs.FileMode) (File, error) {
 	if err != nil {
 		return nil, err
 	}
-	return osFile{f}, nil
+	return &osFile{File: f}, nil
 }
 
 // Remove implements FS.
@@ -88,13 +114,22 @@ func (OSFS) SyncDir(name string) error {
 	return err
 }
 
-type osFile struct{ *os.File }
+type osFile struct {
+	*os.File
+	allocated int64 // bytes Preallocate reserved for real; Map may map no more
+}
 
-func (f osFile) Sync() error { return datasync(f.File) }
+func (f *osFile) Sync() error { return datasync(f.File) }
 
-func (f osFile) Preallocate(size int64) error { return preallocate(f.File, size) }
+func (f *osFile) Preallocate(size int64) error {
+	reserved, err := preallocate(f.File, size)
+	if reserved {
+		f.allocated = max(f.allocated, size)
+	}
+	return err
+}
 
-func (f osFile) Size() (int64, error) {
+func (f *osFile) Size() (int64, error) {
 	fi, err := f.Stat()
 	if err != nil {
 		return 0, err

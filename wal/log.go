@@ -53,8 +53,15 @@ type Log struct {
 	durableWaiters waitQueue // for durableLSN: Wait under SyncAlways, and Sync
 	writtenWaiters waitQueue // for writtenLSN: Wait under the other policies
 
+	// Mapped mode (see mapped.go): appends copy into cur's mapping under mu;
+	// retired and named, also under mu, tell the flusher what to finish.
+	mapped  bool
+	retired []*segment
+	named   bool
+
 	// Flusher state, touched only by the flusher goroutine (and by Open
-	// before it starts). cur is also read by the syncer under fileMu.
+	// before it starts). cur is also read by the syncer under fileMu, and
+	// in mapped mode written by appends under mu.
 	fileMu   sync.Mutex
 	cur      *segment
 	spareBuf []byte
@@ -133,8 +140,13 @@ func Open(dir string, opts Options, from uint64, apply func(*Record) error) (*Lo
 	res.info.Duration = time.Since(start)
 	l.replay = res.info
 
-	l.pipe = startPipeline(l.fsys, dir, opts.SegmentSize)
-	go l.flusher()
+	l.mapped = l.tryMap(l.cur)
+	l.pipe = startPipeline(l.fsys, dir, opts.SegmentSize, l.mapped)
+	if l.mapped {
+		go l.mappedFlusher()
+	} else {
+		go l.flusher()
+	}
 	if opts.Sync == SyncEverySecond && !opts.everysecInFlusher {
 		l.syncerStop = make(chan struct{})
 		l.syncerDone = make(chan struct{})
@@ -217,6 +229,9 @@ func (l *Log) Append(p *Pending) (uint64, error) {
 	if p.Len() == 0 {
 		return 0, fmt.Errorf("%w: empty Pending", ErrInvalidRecord)
 	}
+	if l.mapped {
+		return l.appendMapped(p)
+	}
 	l.mu.Lock()
 	if err := l.err(); err != nil {
 		l.mu.Unlock()
@@ -258,6 +273,9 @@ func (l *Log) wake() {
 // is durable, RemoveThrough(last) can delete every segment before the roll.
 // Rolling twice with no append in between starts one new segment, not two.
 func (l *Log) Roll() (last uint64, err error) {
+	if l.mapped {
+		return l.rollMapped()
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err := l.err(); err != nil {
@@ -402,4 +420,12 @@ func (l *Log) closeFiles() {
 	if err := errors.Join(errs...); err != nil {
 		l.closeErr = fmt.Errorf("wal: close: %w", err)
 	}
+}
+
+// AcksAtAppend reports whether a record is as safe as the policy promises
+// as soon as Append returns: so under SyncNo, and under SyncEverySecond when
+// segments are mapped (the record is in the page cache). Wait then returns
+// at once, and a caller may act on the record without waiting.
+func (l *Log) AcksAtAppend() bool {
+	return l.opts.Sync == SyncNo || (l.mapped && l.opts.Sync == SyncEverySecond)
 }

@@ -98,6 +98,10 @@ type Options struct {
 	OnWrite func(records uint64, bytes int)
 	OnFsync func(time.Duration)
 
+	// NoMap makes the log write its segments with write calls even where
+	// it could map them (see mapped.go): for comparing the two.
+	NoMap bool
+
 	// everysecInFlusher makes the flusher itself fsync every SyncInterval
 	// instead of a separate syncer goroutine. Only the benchmark that
 	// justified the syncer sets it.

@@ -149,6 +149,8 @@ type segment struct {
 	size   int64  // write offset: header plus frames
 	zeroed int64  // end of the space written, with data or zeros (see zeroAhead)
 	f      File
+	m      Mapping // mapped mode: the segment's mapping, and buf its bytes
+	buf    []byte
 }
 
 func (s *segment) empty() bool { return s.next == s.first }
@@ -186,10 +188,12 @@ func createSegment(fsys FS, dir string, first uint64, prealloc int64) (*segment,
 	return &segment{first: first, next: first, size: segmentHeaderSize, zeroed: segmentHeaderSize, f: f}, nil
 }
 
-// spare is a preallocated file waiting to become the next segment.
+// spare is a preallocated file waiting to become the next segment, mapped
+// if the log maps its segments.
 type spare struct {
 	path string
 	f    File
+	m    Mapping
 	err  error
 }
 
@@ -197,19 +201,21 @@ type spare struct {
 // as etcd's file pipeline does, so rotation costs a header write, a rename
 // and a directory sync instead of a create, a preallocation and an fsync.
 type pipeline struct {
-	fsys  FS
-	dir   string
-	size  int64
-	ready chan spare
+	fsys   FS
+	dir    string
+	size   int64
+	mapped bool
+	ready  chan spare
 	stop  chan struct{}
 	done  chan struct{}
 }
 
-func startPipeline(fsys FS, dir string, size int64) *pipeline {
+func startPipeline(fsys FS, dir string, size int64, mapped bool) *pipeline {
 	p := &pipeline{
-		fsys:  fsys,
-		dir:   dir,
-		size:  size,
+		fsys:   fsys,
+		dir:    dir,
+		size:   size,
+		mapped: mapped,
 		ready: make(chan spare),
 		stop:  make(chan struct{}),
 		done:  make(chan struct{}),
@@ -221,7 +227,7 @@ func startPipeline(fsys FS, dir string, size int64) *pipeline {
 func (p *pipeline) run() {
 	defer close(p.done)
 	for i := 0; ; i++ {
-		s := p.create(spareNames[i%len(spareNames)])
+		s := p.create(spareNames[i%len(spareNames)], p.size)
 		select {
 		case p.ready <- s:
 			if s.err != nil {
@@ -230,6 +236,9 @@ func (p *pipeline) run() {
 		case <-p.stop:
 			if s.err == nil {
 				// An unused spare: a leftover is removed by the next Open.
+				if s.m != nil {
+					_ = s.m.Unmap()
+				}
 				_ = s.f.Close()
 				_ = p.fsys.Remove(s.path)
 			}
@@ -238,16 +247,26 @@ func (p *pipeline) run() {
 	}
 }
 
-func (p *pipeline) create(name string) spare {
+// create makes a spare of size bytes: preallocated, fsynced and, if the
+// log maps its segments, mapped.
+func (p *pipeline) create(name string, size int64) spare {
 	path := filepath.Join(p.dir, name)
 	f, err := p.fsys.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, fileMode)
 	if err != nil {
 		return spare{err: err}
 	}
-	err = f.Preallocate(p.size)
+	err = f.Preallocate(size)
 	if err == nil {
 		// Makes the allocation durable now, off the flusher's path.
 		err = f.Sync()
+	}
+	var m Mapping
+	if err == nil && p.mapped {
+		if mp, ok := f.(Mapper); ok {
+			m, err = mp.Map(size)
+		} else {
+			err = ErrNotMappable
+		}
 	}
 	if err != nil {
 		// The spare failed; err says why. A leftover is removed by the
@@ -256,7 +275,7 @@ func (p *pipeline) create(name string) spare {
 		_ = p.fsys.Remove(path)
 		return spare{err: err}
 	}
-	return spare{path: path, f: f}
+	return spare{path: path, f: f, m: m}
 }
 
 // take returns the next spare, waiting for it if need be.
