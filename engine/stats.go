@@ -9,6 +9,9 @@ import (
 // Stats is a point-in-time view of an engine's counters. Counters are
 // cumulative since Open; each counts an event once.
 type Stats struct {
+	// Persistent says the engine has a data directory (Options.Dir): Log,
+	// Recovery and Snapshot are about it; in memory they are zero.
+	Persistent bool
 	// Live is the number of sessions held, including ones past their deadline
 	// that the janitor has not reaped yet; Anonymous those without an owner.
 	Live      int
@@ -150,6 +153,7 @@ func (e *Engine) Stats() Stats {
 		st.ShardSizes[i] = e.shards[i].Len()
 	}
 	if e.jr != nil {
+		st.Persistent = true
 		ws := e.jr.log.Stats()
 		st.Log = LogStats{
 			LastLSN: ws.LastLSN, WrittenLSN: ws.WrittenLSN, DurableLSN: ws.DurableLSN,

@@ -178,7 +178,9 @@ func (l *Log) mappedFlusher() {
 	}()
 	gatherTimer := time.NewTimer(time.Hour)
 	gatherTimer.Stop()
-	var synced uint64 = l.durableLSN.Load() // records before this were reported to OnWrite
+	// What the last fsync covered, for OnWrite: in mapped mode a group
+	// commit's size is what one fsync makes durable.
+	synced, syncedBytes := l.durableLSN.Load(), l.appendedBytes.Load()
 	for {
 		l.mu.Lock()
 		for !l.mappedPending() {
@@ -196,6 +198,7 @@ func (l *Log) mappedFlusher() {
 		retired, named := l.retired, l.named
 		l.retired, l.named = nil, false
 		cur, target, syncReq := l.cur, l.last, l.syncReq
+		targetBytes := l.appendedBytes.Load()
 		l.mu.Unlock()
 
 		err := l.finish(retired)
@@ -222,9 +225,9 @@ func (l *Log) mappedFlusher() {
 				l.opts.OnFsync(d)
 			}
 			if l.opts.OnWrite != nil && target > synced {
-				l.opts.OnWrite(target-synced, 0)
+				l.opts.OnWrite(target-synced, int(targetBytes-syncedBytes))
 			}
-			synced = target
+			synced, syncedBytes = target, targetBytes
 			covered = target
 			l.advanceDurable(covered)
 			l.notifyAndRegroup(d)

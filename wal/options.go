@@ -93,8 +93,10 @@ type Options struct {
 	ExpectSegment uint64
 	// OnWrite and OnFsync, if set, are called after every write of a batch
 	// (with the records and bytes it held) and every fsync of segment data
-	// (with its duration), on the goroutine that made it. They are for
-	// metrics; keep them short.
+	// (with its duration), on the goroutine that made it. With mapped
+	// segments there are no write calls: OnWrite then reports, at each
+	// fsync that SyncAlways or a Sync asks for, the records and bytes it
+	// made durable. They are for metrics; keep them short.
 	OnWrite func(records uint64, bytes int)
 	OnFsync func(time.Duration)
 
