@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -49,6 +50,7 @@ const (
 	opRevokeSession        // a: user; b: the handle revoked
 	opUserSessions         // a: user
 	opSetDeadline          // a: target; b: how far ahead
+	opPause                // let the janitor run: 3 ms of real time
 	numOps
 
 	maxOps = 40
@@ -144,7 +146,9 @@ func (p *program) next() byte {
 // engine and on the model. After every step it checks that each call
 // returned what the model says, that the events (Options.OnEvent) are the
 // model's, that All shows the model's live sessions field by field, and
-// that Stats agrees with the model's counts and LSN.
+// that Stats agrees with the model's counts and LSN. With FUZZENGINE_TRACE
+// set in the environment, it logs the trace of a passing program too (run
+// with -v to see it).
 func FuzzEngine(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		p := &program{b: b}
@@ -161,6 +165,9 @@ func FuzzEngine(f *testing.F) {
 			r.userSessions(u)
 		}
 		r.check()
+		if os.Getenv("FUZZENGINE_TRACE") != "" {
+			t.Logf("trace:\n%s", strings.Join(r.trace, "\n"))
+		}
 	})
 }
 
@@ -334,6 +341,9 @@ func (r *run) do(p *program) {
 		r.userSessions(revokeUsers[int(p.next())%len(revokeUsers)])
 	case opSetDeadline:
 		r.setDeadline(r.target(p.next()), p.next())
+	case opPause:
+		r.note("pause")
+		time.Sleep(3 * time.Millisecond)
 	}
 }
 
@@ -382,6 +392,7 @@ func (r *run) create(a, b, c byte) {
 
 	s, err := r.e.Create(ctx, engine.CreateOptions{UserID: user, Label: label, Data: data, IdleTimeout: idle,
 		AbsoluteTimeout: abs, Fingerprint: fp})
+	r.outcome(err)
 	what := "Create"
 	switch {
 	case len(data) > maxData || len(user) > maxIDSize || len(label) > maxIDSize:
@@ -480,6 +491,7 @@ func (r *run) get(id string, fp []byte, kind lookupKind) {
 		r.note("Find %s fp=%q", r.name(id), fp)
 		s, err = r.e.Find(ctx, id, fp)
 	}
+	r.outcome(err)
 	r.checkGet(id, fp, s, err)
 }
 
@@ -603,6 +615,7 @@ func (r *run) update(id string, mode, n byte) {
 		}
 		return data, nil
 	})
+	r.outcome(err)
 	what := "Update " + r.name(id)
 	switch {
 	case want != nil:
@@ -640,6 +653,7 @@ func (r *run) setDeadline(id string, b byte) {
 	r.note("SetDeadline %s now%+v", r.name(id), d)
 	s, expired, want := r.writeTarget(id)
 	got, err := r.e.SetDeadline(ctx, id, time.Unix(0, at))
+	r.outcome(err)
 	what := "SetDeadline " + r.name(id)
 	switch {
 	case want == engine.ErrMalformedToken:
@@ -670,6 +684,7 @@ func (r *run) delete(id string) {
 	r.note("Delete %s", r.name(id))
 	before := r.lastLSN()
 	err := r.e.Delete(ctx, id)
+	r.outcome(err)
 	what := "Delete " + r.name(id)
 	if id == "not-a-session-token" {
 		r.wantErr(err, engine.ErrMalformedToken, what)
@@ -725,6 +740,7 @@ func (r *run) rotate(id string, b byte) {
 		r.note("RotateWith %s owner=%.8q privileged=%v label=%.8q", r.name(id), owner, privileged, label)
 		got, err = r.e.RotateWith(ctx, id, o)
 	}
+	r.outcome(err)
 	what := "Rotate " + r.name(id)
 	if len(owner) > maxIDSize || len(label) > maxIDSize {
 		// Refused before the ID is looked at.
@@ -805,6 +821,7 @@ func (r *run) revoke(kind revokeKind, user string, h engine.Handle) {
 		r.note("RevokeSession %q %.8s", user, h)
 		err = r.e.RevokeSession(ctx, user, h)
 	}
+	r.note("  -> %d, %v", n, err)
 	what := fmt.Sprintf("revocation of %q", user)
 	if user == "" {
 		r.wantErr(err, engine.ErrInvalid, what)
@@ -926,6 +943,7 @@ func (r *run) getAll() {
 	r.note("Get every token")
 	for _, id := range r.m.issued {
 		s, err := r.e.Get(id)
+		r.note("  Get %s -> %v", r.name(id), errString(err))
 		r.checkGet(id, nil, s, err)
 	}
 }
@@ -1167,6 +1185,16 @@ func (r *run) wantNotFound(err error, what string) {
 	if !errors.Is(err, engine.ErrNotFound) || errors.Is(err, engine.ErrExpired) || errors.Is(err, engine.ErrRotated) {
 		r.fail("%s: got error %v, want %v", what, err, engine.ErrNotFound)
 	}
+}
+
+// outcome notes a call's error in the trace.
+func (r *run) outcome(err error) { r.note("  -> %s", errString(err)) }
+
+func errString(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	return err.Error()
 }
 
 // name returns a short name for a token in traces: its issue number.

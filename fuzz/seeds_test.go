@@ -253,7 +253,10 @@ func walSeeds(t *testing.T) []seed {
 
 	nested := wal.Record{Op: wal.OpBatch, LSN: 1, Ops: []wal.Record{{Op: wal.OpBatch, Ops: []wal.Record{recs[2]}}}}
 	badLast := bytes.Clone(three[2])
-	badLast[24] ^= 1 // header CRC
+	badLast[24] ^= 1                  // header CRC
+	newerMid := bytes.Clone(three[1]) // a well-formed header of the next version
+	binary.LittleEndian.PutUint32(newerMid[8:], walVersion+1)
+	binary.LittleEndian.PutUint32(newerMid[24:], crc32.Checksum(newerMid[:24], crc32.MakeTable(crc32.Castagnoli)))
 
 	return []seed{
 		{"empty-log", empty},
@@ -262,6 +265,7 @@ func walSeeds(t *testing.T) []seed {
 		{"one-segment-preallocated", cat(seg, make([]byte, 512))},
 		{"three-segments", cat(three...)},
 		{"three-segments-last-header-damaged", cat(three[0], three[1], badLast)},
+		{"three-segments-middle-version-4", cat(three[0], newerMid, three[2])},
 		{"segments-out-of-order", cat(three[1], three[0], three[2])},
 		{"torn-frame", seg[:len(seg)-7]},
 		{"torn-header", seg[:20]},
@@ -422,6 +426,7 @@ func snapshotSeeds(t *testing.T) []seed {
 		{"chunk-count-4G", chunks4G},
 		{"newer-version", withVersion(snapshotVersion + 1)},
 		{"older-version", withVersion(snapshotVersion - 1)},
+		{"version-0", withVersion(0)},
 		{"delete-record", buildSnapshot(lsn, [][][]byte{payloads(recs[0], del)})},
 		{"record-of-another-lsn", buildSnapshot(lsn, [][][]byte{payloads(recs[1], other)})},
 		{"count-mismatch", buildSnapshot(lsn, [][][]byte{payloads(recs...)}, 2)},
@@ -597,7 +602,54 @@ func engineSeeds() []seed {
 		create(createArg(0, sec, 0, 0), 1, 0).create(createArg(0, sec, 0, 0), 1, 0).op(opAdvance, a2s).
 		create(createArg(0, 0, 0, 0), 1, 0).op(opAdvance, a61s).op(opGet, 1).op(opRevokeUser, u1).op(opReopen).
 		op(opGetAll)
+	// Sessions whose deadline passed in the second before Open: recovery
+	// may keep them (expired) or not.
+	lastSecond := newProgram(cGrace, cOneShard).
+		op(opAdvance, a1ms).create(createArg(0, sec, 0, 0), 8, 0).create(createArg(u1, sec, 0, 0), 9, 0).
+		op(opAdvance, a1ms).create(createArg(0, sec, 0, 0), 10, 0).op(opAdvance, a1s).op(opReopen).
+		op(opUserSessions, u1).op(opGet, 0).op(opDelete, 1).op(opUpdate, 2, 0, 3).op(opRevokeUser, u1).
+		op(opReopen).op(opGetAll).op(opAdvance, a1s).op(opReopen).op(opGetAll)
+	// The janitor reaps without logging: a reopen soon after brings the
+	// session back from the log, expired.
+	reaped := newProgram(cJanitor|cSnapOnClose, cMax2).
+		create(createArg(0, sec, 0, 0), 4, 0).create(createArg(u1, sec, 0, 0), 4, 0).op(opAdvance, a1s).
+		op(opAdvance, a1ms).op(opPause).op(opGetAll).op(opGetAll).op(opReopen).op(opGetAll).
+		create(createArg(0, 0, 0, 0), 5, 0).create(createArg(0, 0, 0, 0), 6, 0).create(createArg(u1, 0, 0, 0), 7, 0).
+		op(opAdvance, a25h).op(opPause).op(opDelete, 2).op(opReopen).op(opGetAll)
+	// Reaped (not logged), then back from the log at Open, expired in the
+	// second before it: the janitor, like recovery, goes by whole seconds,
+	// but a touch leaves a session's place in its heap early.
+	reapedBack := newProgram(cJanitor, 0).
+		op(opAdvance, a400ms).op(opAdvance, a400ms).create(createArg(0, sec, 0, 0), 4, 0).op(opAdvance, a400ms).
+		op(opGet, 0).op(opAdvance, a1s).op(opPause).op(opAdvance, a1ms).op(opReopen).op(opGet, 0).op(opPause).
+		op(opDelete, 0).op(opReopen).op(opGet, 0)
+	// Touches are logged once a second has passed (three with cTouch3);
+	// a restart restores the last logged one.
+	touches := newProgram(0, cTouch3|cAlways).
+		create(createArg(u1, minute, 0, 0), 4, 0).op(opAdvance, a400ms).op(opGet, 0).op(opAdvance, a1s).
+		op(opGet, 0).op(opAdvance, a2s).op(opGet, 0).op(opAdvance, a1s).op(opGet, 0).op(opAdvance, a400ms).
+		op(opGet, 0).op(opReopen).op(opGet, 0).op(opAdvance, a2s).op(opGet, 0).op(opAdvance, a1s).op(opGet, 0).
+		op(opSnapshot).op(opAdvance, a61s).op(opReopen).op(opGet, 0)
+	// MaxSessions and MaxAnonymousSessions with expired sessions not yet
+	// reaped, which still count.
+	capsExpired := newProgram(0, cMax3|cAnon2).
+		create(createArg(0, sec, 0, 0), 1, 0).create(createArg(0, 0, 0, 0), 2, 0).op(opAdvance, a2s).
+		create(createArg(u1, 0, 0, 0), 3, 0).create(createArg(0, 0, 0, 0), 4, 0).create(createArg(u2, 0, 0, 0), 5, 0).
+		create(createArg(u3, 0, 0, 0), 6, 0).create(createArg(0, 0, 0, 0), 7, 0).op(opRotate, 2, rotateArg(u1, false, 0)).
+		op(opGetAll).op(opSnapshot).op(opReopen).create(createArg(0, 0, 0, 0), 8, 0).op(opGetAll)
+	// A snapshot holds only live sessions; the log behind it goes.
+	snapshotExpired := newProgram(cSnapOnClose, cEverySec).
+		create(createArg(0, sec, 0, 0), 1, 0).create(createArg(u2, 0, abs2s, 0), 2, lPhone).
+		create(createArg(u2, hour, 0, fp2), 3, 0).op(opAdvance, a2s).op(opSnapshot).op(opReopen).op(opGetAll).
+		op(opUserSessions, u2).op(opSetDeadline, 2, d2s).op(opAdvance, a1s).op(opReopen).op(opAdvance, a1s).
+		op(opReopen).op(opGetBound, 2, fp2)
 	return []seed{
+		{"recovery-last-second", []byte(lastSecond)},
+		{"reaped-then-reopened", []byte(reaped)},
+		{"reaped-back-at-open", []byte(reapedBack)},
+		{"touch-logging", []byte(touches)},
+		{"caps-with-expired-sessions", []byte(capsExpired)},
+		{"snapshot-of-live-sessions", []byte(snapshotExpired)},
 		{"basic", []byte(basic)},
 		{"expiry-and-deadlines", []byte(expiry)},
 		{"rotate-grace-and-login", []byte(rotate)},

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"log/slog"
 	"path/filepath"
 	"slices"
@@ -63,6 +64,11 @@ func FuzzSnapshotLoad(f *testing.F) {
 		if (err == nil) != (verr == nil) {
 			t.Fatalf("Load says %v, a verifying Load says %v", err, verr)
 		}
+		// A well-formed header of another format version is never damage,
+		// and nothing else is a version error.
+		if v, other := snapshotOtherVersion(b); other != errors.Is(err, snapshot.ErrUnsupportedVersion) {
+			t.Fatalf("the header is well-formed and of another format version (%d): %v; Load says %v", v, other, err)
+		}
 		if err != nil {
 			var ce *snapshot.CorruptError
 			switch {
@@ -98,6 +104,19 @@ func FuzzSnapshotLoad(f *testing.F) {
 			}
 		}
 	})
+}
+
+// snapshotOtherVersion returns the format version in b's header and whether
+// that header is well-formed (long enough for a snapshot, magic and
+// checksum right) and of a version other than snapshotVersion (and not 0,
+// which was never written and is damage).
+func snapshotOtherVersion(b []byte) (uint32, bool) {
+	if len(b) < snapHeaderSize+snapTrailerSize || string(b[:8]) != "SESSNAP\x00" ||
+		crc32.Checksum(b[:32], crc32.MakeTable(crc32.Castagnoli)) != binary.LittleEndian.Uint32(b[32:]) {
+		return 0, false
+	}
+	v := binary.LittleEndian.Uint32(b[8:])
+	return v, v != 0 && v != snapshotVersion
 }
 
 // snapshotNameFor names a snapshot after the LSN in its header, or LSN 1.

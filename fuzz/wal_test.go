@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"log/slog"
 	"path/filepath"
 	"slices"
@@ -49,6 +50,17 @@ func FuzzWALReplay(f *testing.F) {
 	})
 }
 
+// otherVersion reports whether seg starts with a well-formed segment header
+// (magic and checksum right) of a format version other than walVersion.
+func otherVersion(seg []byte) bool {
+	return len(seg) >= walHeaderSize && string(seg[:8]) == walMagic &&
+		crc32.Checksum(seg[:24], crc32.MakeTable(crc32.Castagnoli)) == binary.LittleEndian.Uint32(seg[24:]) &&
+		binary.LittleEndian.Uint32(seg[8:]) != walVersion
+}
+
+// segmentName is the file name of the segment whose first LSN is first.
+func segmentName(first uint64) string { return fmt.Sprintf("%016x.wal", first) }
+
 // segmentNameFor names a segment after the first LSN in its header, so that a
 // header that is otherwise valid is not rejected for its name, or after def
 // when the header has no usable LSN.
@@ -59,7 +71,7 @@ func segmentNameFor(b []byte, def uint64) string {
 			first = v
 		}
 	}
-	return fmt.Sprintf("%016x.wal", first)
+	return segmentName(first)
 }
 
 // splitSegments cuts b before each segment magic after its start, and
@@ -158,6 +170,24 @@ func checkReplay(t *testing.T, segs []walSegment, n int) {
 			}
 		})
 		checkApplied(t, mode, &got, want, skip)
+		// A segment header of another format version is never damage:
+		// replay neither reads past it nor skips it, whatever SkipDamaged.
+		var others []int
+		for i, s := range segs {
+			if otherVersion(s.data) {
+				others = append(others, i)
+			}
+		}
+		switch {
+		case err == nil && len(others) > 0:
+			t.Fatalf("%s: Open succeeded past segment %d, whose header is of format version %d",
+				mode, others[0], binary.LittleEndian.Uint32(segs[others[0]].data[8:]))
+		case len(others) > 0 && others[0] == 0 && segs[0].name == segmentName(1) && !errors.Is(err, wal.ErrUnsupportedVersion):
+			t.Fatalf("%s: the first segment's header is of format version %d; Open says %v, want %v",
+				mode, binary.LittleEndian.Uint32(segs[0].data[8:]), err, wal.ErrUnsupportedVersion)
+		case len(others) == 0 && errors.Is(err, wal.ErrUnsupportedVersion):
+			t.Fatalf("%s: no segment header is of another format version, but Open says %v", mode, err)
+		}
 		if err != nil {
 			if !errors.Is(err, wal.ErrCorrupt) && !errors.Is(err, wal.ErrUnsupportedVersion) {
 				t.Fatalf("%s: Open failed with an error that is neither corruption nor a version: %v", mode, err)
