@@ -1,0 +1,431 @@
+package redistier
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/sesscache/sesscache/engine"
+)
+
+// ErrUnavailable is what a call returns when Redis could not be reached
+// or did not answer: the error wraps it and the cause. A write that fails
+// with it was applied whole or not at all (each is one script); a read
+// that fails with it found nothing it could trust.
+var ErrUnavailable = errors.New("redistier: Redis unavailable")
+
+// Store is a session store shared by every process connected to the same
+// Redis, with each process's copies of the sessions it has seen in an
+// in-memory engine. It implements httpsession.Store. All methods are safe
+// for concurrent use.
+type Store struct {
+	opts    Options
+	local   *engine.Engine // this instance's copies
+	scratch *engine.Engine // views of sessions read but not kept
+	grace   *engine.Engine // views through an old ID within RotateGrace
+	client  rueidis.Client
+	seal    *sealer
+
+	ownerKey      []byte
+	prefix        string
+	trackedPrefix string
+	slackMS       int64
+	touchMS       int64
+	graceMS       int64
+	cap           int
+	cluster       bool
+
+	// epoch counts flushes: a fill begun under an older epoch is dropped.
+	epoch  atomic.Uint64
+	shards [nShards]tierShard
+	// degradedSince is when invalidations were lost, in unix ns, while
+	// Options.ServeStale lets copies be served meanwhile; 0 otherwise.
+	degradedSince atomic.Int64
+	kick          chan struct{}
+
+	touches touchQueue
+
+	stop   chan struct{}
+	wg     sync.WaitGroup
+	closed atomic.Bool
+	once   sync.Once
+
+	stats counters
+}
+
+// nShards stripes the table of copies; a power of two.
+const nShards = 256
+
+// tierShard is one stripe of the table of copies: which tokens this
+// instance holds copies of, by handle (an invalidation names a handle, and
+// the engine drops a copy by token), and a sequence that every
+// invalidation of a handle in the stripe advances, so that a read begun
+// before it does not store what it read.
+type tierShard struct {
+	mu  sync.Mutex
+	seq atomic.Uint64
+	ids map[engine.Handle]string
+	_   [40]byte
+}
+
+func (s *Store) shardOf(h engine.Handle) *tierShard { return &s.shards[int(h[1])%nShards] }
+
+// New connects to Redis and returns a running Store. It returns an error
+// wrapping ErrUnavailable if Redis cannot be reached, engine.ErrInvalid for
+// options out of range.
+func New(ctx context.Context, opts Options) (*Store, error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case o.Local.MaxSessions != 0 || o.Local.MaxAnonymousSessions != 0:
+		return nil, fmt.Errorf("redistier: %w: MaxSessions and MaxAnonymousSessions are not supported (bound Redis with maxmemory)", engine.ErrInvalid)
+	case o.Local.OnEvent != nil:
+		return nil, fmt.Errorf("redistier: %w: Options.Local.OnEvent is not supported", engine.ErrInvalid)
+	case o.Local.RotateGrace < 0 || o.Local.MaxSessionsPerUser < 0:
+		return nil, fmt.Errorf("redistier: %w: negative RotateGrace or MaxSessionsPerUser", engine.ErrInvalid)
+	case o.Local.IdleTimeout < 2*o.Local.TouchLogInterval:
+		return nil, fmt.Errorf("redistier: %w: IdleTimeout must be at least twice TouchLogInterval", engine.ErrInvalid)
+	}
+	seal, err := newSealer(o.Local.EncryptionKeys)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{
+		opts:          o,
+		seal:          seal,
+		ownerKey:      o.OwnerKey,
+		prefix:        o.KeyPrefix,
+		trackedPrefix: o.KeyPrefix + string(kindRecord) + ":",
+		slackMS:       (o.Local.TouchLogInterval + 2*o.TouchFlushInterval + o.ConnTimeout).Milliseconds(),
+		touchMS:       o.Local.TouchLogInterval.Milliseconds(),
+		graceMS:       o.Local.RotateGrace.Milliseconds(),
+		cap:           o.Local.MaxSessionsPerUser,
+		kick:          make(chan struct{}, 1),
+		stop:          make(chan struct{}),
+	}
+	for i := range s.shards {
+		s.shards[i].ids = make(map[engine.Handle]string)
+	}
+	s.touches.pending = make(map[engine.Handle]int64)
+
+	lo := o.Local
+	lo.EncryptionKeys = nil // copies live in memory; the engine seals only files
+	lo.RotateGrace = 0
+	lo.OnTouch = s.onTouch
+	if s.local, err = engine.Open(lo); err != nil {
+		return nil, fmt.Errorf("redistier: local tier: %w", err)
+	}
+	views := engine.Options{SigningKeys: o.Local.SigningKeys, Clock: o.Local.Clock, MaxDataSize: o.Local.MaxDataSize,
+		MaxUserIDSize: o.Local.MaxUserIDSize, MaxLabelSize: o.Local.MaxLabelSize, Shards: 64}
+	if s.scratch, err = engine.Open(views); err != nil {
+		s.local.Close()
+		return nil, fmt.Errorf("redistier: %w", err)
+	}
+	views.RotateGrace = time.Hour
+	if s.grace, err = engine.Open(views); err != nil {
+		s.local.Close()
+		s.scratch.Close()
+		return nil, fmt.Errorf("redistier: %w", err)
+	}
+	s.client, err = rueidis.NewClient(rueidis.ClientOption{
+		InitAddress: o.Addrs,
+		Username:    o.Username,
+		Password:    o.Password,
+		TLSConfig:   o.TLS,
+		ClientName:  o.ClientName,
+		// Every connection is also this instance's invalidation channel:
+		// BCAST pushes every change of a record to it, and NOLOOP leaves
+		// out the changes this instance made on that connection, whose
+		// copies it updates itself.
+		ClientTrackingOptions: []string{"BCAST", "PREFIX", s.trackedPrefix, "NOLOOP"},
+		OnInvalidations:       s.onInvalidations,
+		PipelineMultiplex:     -1, // one connection per node: the writes' own and the tracking one are the same
+		CacheSizeEachConn:     1 << 16,
+		ConnWriteTimeout:      o.ConnTimeout,
+		Dialer:                net.Dialer{Timeout: o.DialTimeout, KeepAlive: max(o.ConnTimeout/4, 100*time.Millisecond)},
+		BlockingPipeline:      1 << 20,
+		ClusterOption:         rueidis.ClusterOption{ShardsRefreshInterval: o.TopologyInterval},
+	})
+	if err != nil {
+		s.closeEngines()
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	s.cluster = s.client.Mode() == rueidis.ClientModeCluster
+	// One round trip now: an unreachable Redis, or one that cannot track
+	// keys, fails New rather than the first request.
+	if err := s.client.Do(ctx, s.client.B().Ping().Build()).Error(); err != nil {
+		s.client.Close()
+		s.closeEngines()
+		return nil, s.fail(ctx, err)
+	}
+	s.wg.Add(2)
+	go s.flusher()
+	go s.watchdog()
+	return s, nil
+}
+
+func (s *Store) closeEngines() {
+	s.local.Close()
+	s.scratch.Close()
+	s.grace.Close()
+}
+
+// Close stops the store's goroutines, writes the accesses not yet written
+// (for up to ConnTimeout), and closes its connections and local tier.
+// Later calls return engine.ErrClosed, as does every other method.
+func (s *Store) Close() error {
+	err := engine.ErrClosed
+	s.once.Do(func() {
+		s.closed.Store(true)
+		close(s.stop)
+		s.wg.Wait()
+		s.client.Close()
+		s.closeEngines()
+		err = nil
+	})
+	return err
+}
+
+// fail turns an error from Redis into the store's: ctx's own error if ctx
+// is done, else ErrUnavailable wrapping the cause.
+func (s *Store) fail(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if errors.Is(err, rueidis.ErrClosing) && s.closed.Load() {
+		return engine.ErrClosed
+	}
+	s.stats.unavailable.Add(1)
+	return fmt.Errorf("%w: %w", ErrUnavailable, err)
+}
+
+// ticket is taken before a round trip whose result may be kept as a copy.
+type ticket struct {
+	epoch, seq uint64
+}
+
+func (s *Store) begin(h engine.Handle) ticket {
+	return ticket{s.epoch.Load(), s.shardOf(h).seq.Load()}
+}
+
+// keep stores st as this instance's copy of session id if nothing may have
+// changed it since t was taken (an invalidation of its stripe, a flush)
+// and the store trusts its invalidations; it returns the session as kept,
+// or, if it could not keep it, a view of st that is not kept. own says
+// the round trip was this instance's write, whose invalidation NOLOOP
+// spares it: a fill begun before it must not be kept either.
+func (s *Store) keep(t ticket, id string, h engine.Handle, st engine.SessionState, own bool) (engine.Session, error) {
+	sh := s.shardOf(h)
+	sh.mu.Lock()
+	ok := t.epoch == s.epoch.Load() && t.seq == sh.seq.Load() && s.degradedSince.Load() == 0 && !s.closed.Load()
+	if own {
+		sh.seq.Add(1)
+	}
+	if ok {
+		sess, err := s.local.PutReplica(id, st)
+		if err == nil && sess.Version() == st.Version && sess.LastAccess().Before(st.LastAccess) {
+			// The same version with an older last access: an expired
+			// copy is being refreshed.
+			s.local.DropReplica(id)
+			sess, err = s.local.PutReplica(id, st)
+		}
+		if err == nil {
+			sh.ids[h] = id
+			sh.mu.Unlock()
+			s.stats.fills.Add(1)
+			return sess, nil
+		}
+	} else {
+		s.local.DropReplica(id)
+		delete(sh.ids, h)
+	}
+	sh.mu.Unlock()
+	s.stats.fillsSkipped.Add(1)
+	return s.view(id, st)
+}
+
+// forget drops this instance's copy of the session with handle h (and
+// token id, if known), and stops reads begun before from keeping theirs.
+func (s *Store) forget(h engine.Handle) {
+	sh := s.shardOf(h)
+	sh.mu.Lock()
+	sh.seq.Add(1)
+	if id, ok := sh.ids[h]; ok {
+		s.local.DropReplica(id)
+		delete(sh.ids, h)
+	}
+	sh.mu.Unlock()
+}
+
+// forgetID is forget for a token this instance may hold a copy of without
+// having recorded it (never: but a write must not rely on the table).
+func (s *Store) forgetID(h engine.Handle, id string) {
+	sh := s.shardOf(h)
+	sh.mu.Lock()
+	sh.seq.Add(1)
+	s.local.DropReplica(id)
+	delete(sh.ids, h)
+	sh.mu.Unlock()
+}
+
+// view returns st as a session under id without keeping a copy.
+func (s *Store) view(id string, st engine.SessionState) (engine.Session, error) {
+	sess, err := s.scratch.PutReplica(id, st)
+	if err != nil {
+		return engine.Session{}, s.viewErr(err)
+	}
+	s.scratch.DropReplica(id)
+	return sess, nil
+}
+
+func (s *Store) viewErr(err error) error {
+	if errors.Is(err, engine.ErrInvalid) {
+		// Past its deadline by the local clock.
+		return engine.ErrExpired
+	}
+	return err
+}
+
+// onInvalidations receives the invalidations of every connection, on the
+// connection's reading goroutine. nil means the connection was lost or the
+// server flushed its data: every copy may be stale.
+func (s *Store) onInvalidations(keys []rueidis.RedisMessage) {
+	if keys == nil {
+		s.lost()
+		return
+	}
+	for i := range keys {
+		k, err := keys[i].ToString()
+		if err != nil {
+			continue
+		}
+		h, ok := s.handleOfKey(k)
+		if !ok {
+			continue
+		}
+		s.stats.invalidations.Add(1)
+		s.forget(h)
+	}
+}
+
+// lost handles lost invalidations: flush now, or, with ServeStale, mark
+// the copies as unverified and let the watchdog flush them once Redis
+// answers again or ServeStale has passed.
+func (s *Store) lost() {
+	if s.closed.Load() {
+		return
+	}
+	if s.opts.ServeStale <= 0 {
+		s.flush("invalidations lost")
+		return
+	}
+	s.epoch.Add(1)
+	if s.degradedSince.CompareAndSwap(0, time.Now().UnixNano()) {
+		s.opts.Logger.Warn("redistier: invalidations lost; serving local copies for at most ServeStale",
+			"serve_stale", s.opts.ServeStale)
+	}
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// flush drops every copy.
+func (s *Store) flush(reason string) {
+	for i := range s.shards {
+		s.shards[i].mu.Lock()
+	}
+	s.epoch.Add(1)
+	s.local.DropAllReplicas()
+	for i := range s.shards {
+		clear(s.shards[i].ids)
+	}
+	s.degradedSince.Store(0)
+	for i := range s.shards {
+		s.shards[i].mu.Unlock()
+	}
+	s.stats.flushes.Add(1)
+	s.opts.Logger.Info("redistier: local copies flushed", "reason", reason)
+}
+
+// watchdog flushes the copies when a Cluster's slot map changes, and,
+// under ServeStale, once Redis answers again or the bound has passed.
+func (s *Store) watchdog() {
+	defer s.wg.Done()
+	interval := s.opts.TopologyInterval
+	tick := time.NewTicker(min(interval, 100*time.Millisecond))
+	defer tick.Stop()
+	var layout string
+	lastCheck := time.Time{}
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-tick.C:
+		case <-s.kick:
+		}
+		if since := s.degradedSince.Load(); since != 0 {
+			ctx, cancel := context.WithTimeout(context.Background(), s.opts.ConnTimeout)
+			err := s.client.Do(ctx, s.client.B().Ping().Build()).Error()
+			cancel()
+			switch {
+			case err == nil:
+				s.flush("Redis answers again")
+			case time.Since(time.Unix(0, since)) >= s.opts.ServeStale:
+				s.flush("ServeStale passed")
+			}
+		}
+		if !s.cluster || time.Since(lastCheck) < interval {
+			continue
+		}
+		lastCheck = time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), s.opts.ConnTimeout)
+		l, err := s.slotLayout(ctx)
+		cancel()
+		if err != nil {
+			continue
+		}
+		if layout != "" && l != layout {
+			s.flush("cluster slot map changed")
+		}
+		layout = l
+	}
+}
+
+// slotLayout returns the Cluster's slot ranges and their masters as text.
+func (s *Store) slotLayout(ctx context.Context) (string, error) {
+	res, err := s.client.Do(ctx, s.client.B().ClusterSlots().Build()).ToArray()
+	if err != nil {
+		return "", err
+	}
+	var b []byte
+	for _, r := range res {
+		e, err := r.ToArray()
+		if err != nil || len(e) < 3 {
+			return "", fmt.Errorf("redistier: unexpected CLUSTER SLOTS reply")
+		}
+		lo, _ := e[0].AsInt64()
+		hi, _ := e[1].AsInt64()
+		m, err := e[2].ToArray()
+		if err != nil || len(m) < 2 {
+			return "", fmt.Errorf("redistier: unexpected CLUSTER SLOTS reply")
+		}
+		host, _ := m[0].ToString()
+		port, _ := m[1].AsInt64()
+		b = fmt.Appendf(b, "%d-%d=%s:%d;", lo, hi, host, port)
+	}
+	// CLUSTER SLOTS lists ranges in no set order.
+	parts := strings.Split(string(b), ";")
+	slices.Sort(parts)
+	return strings.Join(parts, ";"), nil
+}

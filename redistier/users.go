@@ -1,0 +1,121 @@
+package redistier
+
+import (
+	"cmp"
+	"context"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/sesscache/sesscache/engine"
+)
+
+// RevokeUser ends every session of user: "log out everywhere". All of an
+// owner's sessions live in the owner's hash slot, so this is one script:
+// every session the user held when it ran is gone when it returns,
+// whatever runs meanwhile on any instance. This instance refuses them at
+// once; the others, once Redis's invalidations reach them. It returns how
+// many sessions it ended.
+func (s *Store) RevokeUser(ctx context.Context, user string) (int, error) {
+	ended, err := s.revoke(ctx, user, "all", engine.Handle{})
+	return len(ended), err
+}
+
+// RevokeOthers ends every session of user but the one whose handle is
+// keep: "log out my other devices". It works as RevokeUser does.
+func (s *Store) RevokeOthers(ctx context.Context, user string, keep engine.Handle) (int, error) {
+	ended, err := s.revoke(ctx, user, "others", keep)
+	return len(ended), err
+}
+
+// RevokeSession ends the session of user whose handle is h, as listed by
+// UserSessions. It returns ErrNotFound if user has no such live session,
+// so a handle cannot end another user's session.
+func (s *Store) RevokeSession(ctx context.Context, user string, h engine.Handle) error {
+	ended, err := s.revoke(ctx, user, "one", h)
+	if err == nil && len(ended) == 0 {
+		return engine.ErrNotFound
+	}
+	return err
+}
+
+func (s *Store) revoke(ctx context.Context, user, mode string, h engine.Handle) ([]engine.Handle, error) {
+	if s.closed.Load() {
+		return nil, engine.ErrClosed
+	}
+	if user == "" {
+		return nil, fmt.Errorf("%w: empty user ID", engine.ErrInvalid)
+	}
+	uh := s.ownerHash(user)
+	res := scriptRevoke.Exec(ctx, s.client, []string{s.keyOf(kindOwner, uh)},
+		s.args(s.local.Now(), hex.EncodeToString(uh[:]), mode, hex.EncodeToString(h[:])))
+	kind, rest, err := parseReply(res)
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	if kind != "ok" {
+		return nil, errReply
+	}
+	ended := handles(rest)
+	for _, e := range ended {
+		s.forget(e)
+	}
+	s.stats.writes.Add(1)
+	return ended, nil
+}
+
+// UserSessions returns the live sessions of user, oldest first, each with
+// its Handle, CreatedAt, LastAccess, AuthenticatedAt and Label and never
+// its token (ID is empty), as engine.Engine.UserSessions does. One round
+// trip.
+func (s *Store) UserSessions(ctx context.Context, user string) ([]engine.Session, error) {
+	if s.closed.Load() {
+		return nil, engine.ErrClosed
+	}
+	uh := s.ownerHash(user)
+	res := scriptList.Exec(ctx, s.client, []string{s.keyOf(kindOwner, uh)},
+		s.args(s.local.Now(), hex.EncodeToString(uh[:])))
+	kind, rest, err := parseReply(res)
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	if kind != "ok" || len(rest)%3 != 0 {
+		return nil, errReply
+	}
+	var out []engine.Session
+	for i := 0; i < len(rest); i += 3 {
+		hx, _ := rest[i].ToString()
+		hs := handles(rest[i : i+1])
+		if len(hs) != 1 {
+			return nil, errReply
+		}
+		la, err1 := rest[i+1].ToString()
+		blob, err2 := rest[i+2].ToString()
+		if err1 != nil || err2 != nil {
+			return nil, errReply
+		}
+		_ = hx
+		rk := s.keyOf(kindRecord, hs[0])
+		st, err := s.seal.open(rk, []byte(blob))
+		if err != nil {
+			return nil, err
+		}
+		if st.UserID != user {
+			continue // an owner-hash collision; not this user's
+		}
+		lams, err := strconv.ParseInt(la, 10, 64)
+		if err != nil {
+			return nil, errReply
+		}
+		st.LastAccess = time.UnixMilli(lams)
+		sess, err := listedView(hs[0], st)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, sess)
+	}
+	slices.SortFunc(out, func(a, b engine.Session) int { return cmp.Compare(a.CreatedAt().UnixNano(), b.CreatedAt().UnixNano()) })
+	return out, nil
+}

@@ -1,0 +1,408 @@
+package redistier
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/sesscache/sesscache/engine"
+)
+
+// maxAttempts bounds the retries of a write whose compare-and-swap lost to
+// another writer, as the engine's do.
+const maxAttempts = 8
+
+// limits are the engine's defaults for sizes, applied before a write goes
+// to Redis.
+func (s *Store) checkSizes(user, label string, data []byte) error {
+	maxData, maxUser, maxLabel := s.opts.Local.MaxDataSize, s.opts.Local.MaxUserIDSize, s.opts.Local.MaxLabelSize
+	if maxData == 0 {
+		maxData = 64 << 10
+	}
+	if maxUser == 0 {
+		maxUser = 256
+	}
+	if maxLabel == 0 {
+		maxLabel = 256
+	}
+	switch {
+	case len(data) > maxData:
+		return fmt.Errorf("%w: data is %d bytes, limit %d", engine.ErrTooLarge, len(data), maxData)
+	case len(user) > maxUser:
+		return fmt.Errorf("%w: user ID is %d bytes, limit %d", engine.ErrTooLarge, len(user), maxUser)
+	case len(label) > maxLabel:
+		return fmt.Errorf("%w: label is %d bytes, limit %d", engine.ErrTooLarge, len(label), maxLabel)
+	}
+	return nil
+}
+
+// Create stores a new session in Redis and returns it with its fresh ID;
+// this instance keeps a copy. An owned session's ID is minted so that it
+// shares its owner's hash slot. With MaxSessionsPerUser, the owner's
+// sessions that authenticated longest ago beyond the cap end in the same
+// atomic step. It returns ErrTooLarge, ErrInvalid, ErrUnavailable or ctx's
+// error, and then stores nothing.
+func (s *Store) Create(ctx context.Context, o engine.CreateOptions) (engine.Session, error) {
+	if s.closed.Load() {
+		return engine.Session{}, engine.ErrClosed
+	}
+	if err := s.checkSizes(o.UserID, o.Label, o.Data); err != nil {
+		return engine.Session{}, err
+	}
+	if o.IdleTimeout < 0 || o.AbsoluteTimeout < 0 {
+		return engine.Session{}, fmt.Errorf("%w: negative timeout", engine.ErrInvalid)
+	}
+	idle, abs := s.opts.Local.IdleTimeout, s.opts.Local.AbsoluteTimeout
+	if o.IdleTimeout > 0 {
+		idle = o.IdleTimeout
+	}
+	if o.AbsoluteTimeout > 0 {
+		abs = o.AbsoluteTimeout
+	}
+	bucket := -1
+	if o.UserID != "" {
+		bucket = int(s.ownerHash(o.UserID)[0])
+	}
+	for range maxAttempts {
+		now := s.local.Now()
+		st := engine.SessionState{Version: 1, UserID: o.UserID, Label: o.Label, Data: o.Data,
+			CreatedAt: now, LastAccess: now, IdleTimeout: idle, AbsoluteExpiry: now.Add(abs)}
+		if o.UserID != "" {
+			st.AuthenticatedAt = now
+		}
+		if len(o.Fingerprint) > 0 {
+			st.Fingerprint = engine.FingerprintHash(o.Fingerprint)
+		}
+		id, h := s.mint(bucket)
+		rk, ak := s.keyOf(kindRecord, h), s.keyOf(kindAccess, h)
+		t := s.begin(h)
+		res := scriptCreate.Exec(ctx, s.client, []string{rk, ak}, s.args(now,
+			strconv.FormatInt(ms(st.AbsoluteExpiry), 10), strconv.FormatInt(idle.Milliseconds(), 10),
+			s.ownerField(o.UserID), strconv.FormatInt(ms(now), 10), string(s.seal.seal(rk, &st)),
+			hex.EncodeToString(h[:]), strconv.Itoa(s.cap)))
+		kind, rest, err := parseReply(res)
+		if err != nil {
+			return engine.Session{}, s.fail(ctx, err)
+		}
+		switch kind {
+		case "ok":
+			s.stats.writes.Add(1)
+			for _, e := range handles(rest) {
+				s.forget(e)
+			}
+			return s.keep(t, id, h, st, true)
+		case "dup":
+			continue
+		default:
+			return engine.Session{}, errReply
+		}
+	}
+	return engine.Session{}, fmt.Errorf("%w: gave up after %d attempts", engine.ErrVersionConflict, maxAttempts)
+}
+
+// current returns the session under id for a write: this instance's copy
+// if it holds a live one (and !remote), else Redis's.
+func (s *Store) current(ctx context.Context, id string, h engine.Handle, remote bool) (engine.Session, error) {
+	if !remote && s.degradedSince.Load() == 0 {
+		if sess, err := s.local.Find(ctx, id, nil); err == nil {
+			return sess, nil
+		}
+	}
+	sess, err := s.read(ctx, id, h, nil, false)
+	if err == nil && sess.Rotated() {
+		return engine.Session{}, engine.ErrRotated
+	}
+	return sess, err
+}
+
+// Update replaces a session's data with what fn returns for the current
+// session, bumping its version, as engine.Engine.Update does: with version
+// 0 it retries fn against the newer session when another write wins; with
+// a version it applies only at that version and returns
+// ErrVersionConflict otherwise. The compare-and-swap runs in Redis, so it
+// holds across instances. fn runs without any lock or connection held.
+// It returns ErrRotated for an old ID within RotateGrace.
+func (s *Store) Update(ctx context.Context, id string, version uint64, fn func(engine.Session) ([]byte, error)) (engine.Session, error) {
+	return s.write(ctx, id, version, func(cur engine.Session, st *engine.SessionState) error {
+		data, err := fn(cur)
+		if err != nil {
+			return err
+		}
+		if err := s.checkSizes("", "", data); err != nil {
+			return err
+		}
+		st.Data = data
+		return nil
+	})
+}
+
+// SetDeadline sets the session's absolute expiry to t, which may shorten
+// or lengthen its life, and records an access. It returns Update's
+// errors; a t not after the store's clock returns ErrInvalid.
+func (s *Store) SetDeadline(ctx context.Context, id string, t time.Time) (engine.Session, error) {
+	if !t.After(s.local.Now()) {
+		if s.closed.Load() {
+			return engine.Session{}, engine.ErrClosed
+		}
+		return engine.Session{}, fmt.Errorf("%w: deadline not in the future", engine.ErrInvalid)
+	}
+	return s.write(ctx, id, 0, func(_ engine.Session, st *engine.SessionState) error {
+		st.AbsoluteExpiry = t
+		return nil
+	})
+}
+
+// write is Update and SetDeadline: change edits the state of the current
+// session, then a compare-and-swap on its version stores it.
+func (s *Store) write(ctx context.Context, id string, version uint64, change func(engine.Session, *engine.SessionState) error) (engine.Session, error) {
+	if s.closed.Load() {
+		return engine.Session{}, engine.ErrClosed
+	}
+	h, err := s.local.HandleOf(id)
+	if err != nil {
+		return engine.Session{}, err
+	}
+	rk, ak := s.keyOf(kindRecord, h), s.keyOf(kindAccess, h)
+	remote := false
+	for range maxAttempts {
+		cur, err := s.current(ctx, id, h, remote)
+		if err != nil {
+			return engine.Session{}, err
+		}
+		if version != 0 && cur.Version() != version {
+			if !remote && cur.Version() < version {
+				remote = true // this copy may be behind: ask Redis
+				continue
+			}
+			return engine.Session{}, engine.ErrVersionConflict
+		}
+		st := cur.State()
+		if err := change(cur, &st); err != nil {
+			return engine.Session{}, err
+		}
+		now := s.local.Now()
+		st.Version++
+		st.LastAccess = now
+		t := s.begin(h)
+		res := scriptUpdate.Exec(ctx, s.client, []string{rk, ak}, s.args(now,
+			strconv.FormatUint(cur.Version(), 10), string(s.seal.seal(rk, &st)),
+			strconv.FormatInt(ms(st.AbsoluteExpiry), 10)))
+		kind, _, err := parseReply(res)
+		if err != nil {
+			s.forgetID(h, id) // applied or not: this copy is unverified
+			return engine.Session{}, s.fail(ctx, err)
+		}
+		switch kind {
+		case "ok":
+			s.stats.writes.Add(1)
+			return s.keep(t, id, h, st, true)
+		case "cf":
+			s.forgetID(h, id)
+			if version != 0 {
+				return engine.Session{}, engine.ErrVersionConflict
+			}
+			remote = true
+		case "nf":
+			s.forgetID(h, id)
+			return engine.Session{}, engine.ErrNotFound
+		case "ex":
+			s.forgetID(h, id)
+			return engine.Session{}, engine.ErrExpired
+		case "rot":
+			return engine.Session{}, engine.ErrRotated
+		default:
+			return engine.Session{}, errReply
+		}
+	}
+	return engine.Session{}, fmt.Errorf("%w: gave up after %d attempts", engine.ErrVersionConflict, maxAttempts)
+}
+
+// Delete ends the session: a logout. It returns nil whether or not there
+// was a live session under id; given an old ID within RotateGrace, it ends
+// that ID's read-only access only. When it returns, this instance refuses
+// id; other instances do once Redis's invalidation reaches them.
+func (s *Store) Delete(ctx context.Context, id string) error {
+	if s.closed.Load() {
+		return engine.ErrClosed
+	}
+	h, err := s.local.HandleOf(id)
+	if err != nil {
+		return err
+	}
+	rk, ak := s.keyOf(kindRecord, h), s.keyOf(kindAccess, h)
+	res := scriptDelete.Exec(ctx, s.client, []string{rk, ak}, s.args(s.local.Now(), hex.EncodeToString(h[:])))
+	s.forgetID(h, id)
+	if _, _, err := parseReply(res); err != nil {
+		return s.fail(ctx, err)
+	}
+	s.stats.writes.Add(1)
+	return nil
+}
+
+// Rotate moves a session to a fresh ID, as RotateWith with no options.
+func (s *Store) Rotate(ctx context.Context, id string) (engine.Session, error) {
+	return s.RotateWith(ctx, id, engine.RotateOptions{})
+}
+
+// RotateWith moves a session to a fresh ID and returns it under that ID,
+// as engine.Engine.RotateWith does: same data, creation time and
+// deadlines, version bumped; with a UserID it is a login (the owner
+// changes, AuthenticatedAt becomes now, MaxSessionsPerUser applies); with
+// Privileged or a UserID the old ID ends at once, otherwise it stays
+// readable (read-only, anonymous) for RotateGrace. This instance refuses
+// the old ID when it returns.
+//
+// A rotation within one hash slot is one script. A login moves an
+// anonymous session (or another owner's) into its new owner's slot in two
+// steps: the new record is stored first, unreachable (its ID is known to
+// no one yet), and the compare-and-swap that ends the old record commits
+// the move; if that fails, the new record is deleted again. A crash
+// between the two leaves the old session as it was and an orphan that
+// expires unused.
+func (s *Store) RotateWith(ctx context.Context, id string, o engine.RotateOptions) (engine.Session, error) {
+	if s.closed.Load() {
+		return engine.Session{}, engine.ErrClosed
+	}
+	if err := s.checkSizes(o.UserID, o.Label, nil); err != nil {
+		return engine.Session{}, err
+	}
+	h, err := s.local.HandleOf(id)
+	if err != nil {
+		return engine.Session{}, err
+	}
+	privileged := o.Privileged || o.UserID != ""
+	rk, ak := s.keyOf(kindRecord, h), s.keyOf(kindAccess, h)
+	hx := hex.EncodeToString(h[:])
+	remote := false
+	for range maxAttempts {
+		cur, err := s.current(ctx, id, h, remote)
+		if err != nil {
+			return engine.Session{}, err
+		}
+		st := cur.State()
+		oldOwner := st.UserID
+		now := s.local.Now()
+		if o.UserID != "" {
+			st.UserID = o.UserID
+			st.AuthenticatedAt = now
+		}
+		if o.Label != "" {
+			st.Label = o.Label
+		}
+		st.Version++
+		if st.LastAccess.Before(now) {
+			st.LastAccess = now
+		}
+		bucket := int(h[0])
+		if st.UserID != "" {
+			bucket = int(s.ownerHash(st.UserID)[0])
+		}
+		nid, nh := s.mint(bucket)
+		nrk, nak := s.keyOf(kindRecord, nh), s.keyOf(kindAccess, nh)
+		nhx := hex.EncodeToString(nh[:])
+		capacity := 0
+		if st.UserID != oldOwner {
+			capacity = s.cap
+		}
+		var auth int64
+		if !st.AuthenticatedAt.IsZero() {
+			auth = ms(st.AuthenticatedAt)
+		}
+		blob := string(s.seal.seal(nrk, &st))
+		t := s.begin(nh)
+		if bucket == int(h[0]) {
+			grace := int64(0)
+			if !privileged {
+				grace = s.graceMS
+			}
+			res := scriptRotate.Exec(ctx, s.client, []string{rk, ak, nrk, nak}, s.args(now,
+				strconv.FormatUint(cur.Version(), 10), blob, s.ownerField(st.UserID), strconv.FormatInt(auth, 10),
+				hx, nhx, strconv.FormatInt(grace, 10), strconv.Itoa(capacity)))
+			kind, rest, err := parseReply(res)
+			if err != nil {
+				s.forgetID(h, id)
+				return engine.Session{}, s.fail(ctx, err)
+			}
+			switch kind {
+			case "ok":
+				s.stats.writes.Add(1)
+				for _, e := range handles(rest) {
+					s.forget(e)
+				}
+				s.forgetID(h, id)
+				return s.keep(t, nid, nh, st, true)
+			case "cf", "dup":
+				s.forgetID(h, id)
+				remote = true
+				continue
+			default:
+				s.forgetID(h, id)
+				return engine.Session{}, writeErr(kind)
+			}
+		}
+		// A login into another slot: place the new record, then retire the
+		// old one if it is still at the version read.
+		res := scriptPlace.Exec(ctx, s.client, []string{nrk, nak}, s.args(now,
+			strconv.FormatUint(st.Version, 10), strconv.FormatInt(ms(st.AbsoluteExpiry), 10),
+			strconv.FormatInt(st.IdleTimeout.Milliseconds(), 10), s.ownerField(st.UserID),
+			strconv.FormatInt(auth, 10), blob, nhx, strconv.Itoa(capacity), strconv.FormatInt(ms(st.LastAccess), 10)))
+		kind, rest, err := parseReply(res)
+		if err != nil {
+			s.undo(nh)
+			return engine.Session{}, s.fail(ctx, err)
+		}
+		if kind == "dup" {
+			continue
+		}
+		if kind != "ok" {
+			return engine.Session{}, errReply
+		}
+		for _, e := range handles(rest) {
+			s.forget(e)
+		}
+		res = scriptRetire.Exec(ctx, s.client, []string{rk, ak}, s.args(now, strconv.FormatUint(cur.Version(), 10), hx))
+		kind, _, err = parseReply(res)
+		s.forgetID(h, id)
+		if err != nil {
+			s.undo(nh)
+			return engine.Session{}, s.fail(ctx, err)
+		}
+		switch kind {
+		case "ok":
+			s.stats.writes.Add(1)
+			return s.keep(t, nid, nh, st, true)
+		case "cf":
+			s.undo(nh)
+			remote = true
+		default:
+			s.undo(nh)
+			return engine.Session{}, writeErr(kind)
+		}
+	}
+	return engine.Session{}, fmt.Errorf("%w: gave up after %d attempts", engine.ErrVersionConflict, maxAttempts)
+}
+
+// undo deletes the record a cross-slot login placed and could not commit.
+// Best effort: if Redis does not answer, the orphan expires unused.
+func (s *Store) undo(nh engine.Handle) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.ConnTimeout)
+	defer cancel()
+	scriptDelete.Exec(ctx, s.client, []string{s.keyOf(kindRecord, nh), s.keyOf(kindAccess, nh)},
+		s.args(s.local.Now(), hex.EncodeToString(nh[:])))
+	s.forget(nh)
+}
+
+// writeErr maps a write script's verdict to the engine's error.
+func writeErr(kind string) error {
+	switch kind {
+	case "nf":
+		return engine.ErrNotFound
+	case "ex":
+		return engine.ErrExpired
+	case "rot":
+		return engine.ErrRotated
+	}
+	return errReply
+}
