@@ -49,6 +49,7 @@ type Engine struct {
 
 	jr          *journal // nil in memory
 	touchSecs   uint32   // TouchLogInterval in seconds
+	touchGrain  int64    // how far the clock moves before a lookup records an access
 	claimTouch  bool     // a touch past touchSecs is logged or reported
 	deferApply  bool     // writes reach memory only once the log holds them (see commit)
 	recovery    RecoveryStats
@@ -86,6 +87,11 @@ func Open(opts Options) (*Engine, error) {
 	}
 	e.users.init(o.Shards)
 	e.touchSecs = uint32(o.TouchLogInterval / time.Second)
+	// Deadlines are kept in whole seconds (the heap rounds them up), so an
+	// access need not be recorded more often than that: most lookups then
+	// only read the record, instead of dirtying its cache line every time
+	// the coarse clock ticks. A short idle timeout gets a finer grain.
+	e.touchGrain = int64(max(min(time.Second, o.IdleTimeout/64), 1))
 	e.claimTouch = o.Dir != "" || o.OnTouch != nil
 	e.stats.init()
 	if len(o.SigningKeys) > 0 {

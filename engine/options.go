@@ -105,6 +105,13 @@ type Options struct {
 	// little log. Off by default, to keep Close quick.
 	SnapshotOnClose bool
 
+	// SnapshotCPU is the share of one processor a snapshot's encoding may
+	// take while the engine serves: it pauses between shards to stay
+	// within it, so that a snapshot does not take the cores requests need
+	// (a snapshot then takes longer). Default 0.25; 1 or more: no pauses.
+	// Snapshots at Close and at Open run unpaced.
+	SnapshotCPU float64
+
 	// KeepSnapshots is how many snapshots to keep, and so how far back the
 	// log is kept: recovery falls back to an older snapshot and more log if
 	// the newest is damaged. Default 2; at least 1.
@@ -148,7 +155,10 @@ type Options struct {
 	MaxSessionsPerUser int
 
 	// IdleTimeout ends a session that has not been used for this long.
-	// Default 30 minutes. A session may override it at creation.
+	// Default 30 minutes. A session may override it at creation. A lookup
+	// records an access once the clock has moved a second (or a 64th of
+	// IdleTimeout, if shorter) past the last one recorded, so the idle
+	// deadline slides in steps of that much.
 	IdleTimeout time.Duration
 
 	// AbsoluteTimeout ends a session this long after its creation, however
@@ -243,6 +253,7 @@ const (
 	defaultTouchLog    = time.Minute
 	defaultSnapEvery   = time.Hour
 	defaultKeepSnaps   = 2
+	defaultSnapCPU     = 0.25
 	minShards          = 64
 	maxShards          = 1 << 16 // a shard is chosen by the 16-bit hint stored on disk
 	maxDataSizeAllowed = shard.MaxData
@@ -256,6 +267,8 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("%w: negative duration in Options", ErrInvalid)
 	case o.KeepSnapshots < 0:
 		return o, fmt.Errorf("%w: negative KeepSnapshots", ErrInvalid)
+	case o.SnapshotCPU < 0:
+		return o, fmt.Errorf("%w: negative SnapshotCPU", ErrInvalid)
 	case o.RotateGrace < 0:
 		return o, fmt.Errorf("%w: negative RotateGrace", ErrInvalid)
 	case o.MaxSessions < 0, o.MaxAnonymousSessions < 0, o.MaxDataSize < 0, o.MaxUserIDSize < 0,
@@ -306,6 +319,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.KeepSnapshots == 0 {
 		o.KeepSnapshots = defaultKeepSnaps
+	}
+	if o.SnapshotCPU == 0 {
+		o.SnapshotCPU = defaultSnapCPU
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()

@@ -189,7 +189,7 @@ func (e *Engine) closeJournal() error {
 	}
 	var err error
 	if e.opts.SnapshotOnClose {
-		_, err = e.snapshot()
+		_, err = e.snapshot(0)
 	}
 	if cerr := e.jr.log.Close(); err == nil {
 		err = cerr

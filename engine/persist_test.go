@@ -30,6 +30,9 @@ func openDir(t testing.TB, dir string, clock *Clock, o Options) *Engine {
 	o.Dir = dir
 	o.Clock = clock
 	o.manualReap = true
+	if o.SnapshotCPU == 0 {
+		o.SnapshotCPU = 1 // unpaced: tests of pacing ask for it
+	}
 	if o.Logger == nil {
 		o.Logger = quiet
 	}

@@ -54,6 +54,7 @@ type snapshotter struct {
 	opened time.Time // the engine's clock at Open
 
 	mu       sync.Mutex // one snapshot at a time; guards the fields below
+	pace     float64    // the running snapshot's share of a processor; 0: unpaced
 	last     SnapshotStats
 	base     uint64 // the log's BytesAppended when the last snapshot rolled it
 	carried  int64  // log bytes after the loaded snapshot found at Open
@@ -72,13 +73,19 @@ func (e *Engine) Snapshot(ctx context.Context) (SnapshotStats, error) {
 	if err := ctx.Err(); err != nil {
 		return SnapshotStats{}, err
 	}
-	return e.snapshot()
+	return e.snapshot(e.opts.SnapshotCPU)
 }
 
-func (e *Engine) snapshot() (st SnapshotStats, err error) {
+// errStopping aborts a paced snapshot when Close begins.
+var errStopping = errors.New("sesscache: snapshot abandoned: the engine is closing")
+
+// snapshot writes a snapshot, its encoding paced to pace of a processor
+// (see Options.SnapshotCPU; 0 or 1 or more: unpaced).
+func (e *Engine) snapshot(pace float64) (st SnapshotStats, err error) {
 	sn := e.jr.snap
 	sn.mu.Lock()
 	defer sn.mu.Unlock()
+	sn.pace = pace
 	start := time.Now()
 	if e.opts.Recorder != nil {
 		defer func() { e.opts.Recorder.ObserveSnapshot(time.Since(start), st.Bytes, err) }()
@@ -101,6 +108,9 @@ func (e *Engine) snapshot() (st SnapshotStats, err error) {
 		return e.jr.log.Sync()
 	}
 	info, err := snapshot.Write(sn.dir, lsn, created, len(e.shards), e.fillChunk, opts)
+	if errors.Is(err, errStopping) {
+		return sn.last, err
+	}
 	if err != nil {
 		sn.failedAt = time.Now()
 		e.opts.Logger.Error("sesscache: snapshot failed; the log still holds everything", "err", err)
@@ -127,6 +137,7 @@ func (e *Engine) fillChunk(i int, add func(*wal.Record) error) error {
 		hook(i)
 	}
 	s := &e.shards[i]
+	start := time.Now()
 	recs := make([]shard.Rec, 0, s.Len())
 	var gone map[shard.Rec]bool
 	s.Lock()
@@ -170,7 +181,25 @@ func (e *Engine) fillChunk(i int, add func(*wal.Record) error) error {
 			return err
 		}
 	}
-	return nil
+	return e.pace(time.Since(start))
+}
+
+// pace pauses a paced snapshot's encoder after it worked for busy, long
+// enough to keep to its share of a processor, or abandons the snapshot
+// if the engine starts closing meanwhile.
+func (e *Engine) pace(busy time.Duration) error {
+	p := e.jr.snap.pace
+	if p <= 0 || p >= 1 {
+		return nil
+	}
+	t := time.NewTimer(time.Duration(float64(busy) * (1 - p) / p))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-e.stop:
+		return errStopping
+	}
 }
 
 // snapshotStats returns the latest snapshot's stats with the log written
@@ -230,7 +259,7 @@ func (e *Engine) snapshotLoop() {
 			return
 		case now := <-t.C:
 			if e.snapshotDue(now) {
-				_, _ = e.snapshot() // a failure is logged; the log keeps everything
+				_, _ = e.snapshot(e.opts.SnapshotCPU) // a failure is logged; the log keeps everything
 			}
 		}
 	}
@@ -370,7 +399,7 @@ func (e *Engine) sealRecovery(dropped []wal.Key) error {
 	if err := e.jr.log.Sync(); err != nil {
 		return err
 	}
-	st, err := e.snapshot()
+	st, err := e.snapshot(0)
 	if err != nil {
 		return err
 	}

@@ -345,3 +345,31 @@ func TestSnapshotErrors(t *testing.T) {
 	_, err = p.Snapshot(bg)
 	assert.True(t, errors.Is(err, ErrClosed))
 }
+
+// TestPacedSnapshotStopsAtClose: Close abandons a paced snapshot instead of
+// waiting out its pauses, and the log still holds everything.
+func TestPacedSnapshotStopsAtClose(t *testing.T) {
+	dir := t.TempDir()
+	clock := NewManualClock(epoch)
+	entered := make(chan struct{})
+	var once sync.Once
+	e, err := Open(Options{Dir: dir, Clock: clock, Logger: quiet, manualReap: true, SnapshotCPU: 0.0001,
+		beforeSnapshotChunk: func(i int) {
+			if i == 1 {
+				once.Do(func() { close(entered) })
+			}
+		}})
+	require.NoError(t, err)
+	var ids []string
+	for range 200 {
+		ids = append(ids, mustCreate(t, e, CreateOptions{Data: []byte("x")}).ID())
+	}
+	done := make(chan error, 1)
+	go func() { _, err := e.Snapshot(bg); done <- err }()
+	<-entered // the first shard is encoded; its pause would take many seconds
+	require.NoError(t, e.Close())
+	assert.ErrorIs(t, <-done, errStopping)
+	e2 := openDir(t, dir, clock, Options{})
+	assert.Equal(t, len(ids), e2.Len())
+	assert.Zero(t, e2.Stats().Recovery.SnapshotLSN, "no snapshot was published")
+}
