@@ -19,7 +19,7 @@ import (
 //	x  absolute expiry, unix ms       plaintext, for the scripts' expiry checks
 //	i  idle timeout, ms               plaintext, likewise
 //	u  owner hash (hex), "" if none   plaintext pseudonym, names the owner index
-//	a  auth time, unix ms             the owner index's score
+//	a  auth time, unix µs             the owner index's score
 //	t  new handle (hex)               grace entries only: where the session went
 //	b  the blob: the whole state      sealed when Options has EncryptionKeys
 //

@@ -50,6 +50,7 @@ type Store struct {
 	// Options.ServeStale lets copies be served meanwhile; 0 otherwise.
 	degradedSince atomic.Int64
 	kick          chan struct{}
+	lastStamp     atomic.Int64
 
 	touches touchQueue
 
@@ -144,9 +145,11 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 		TLSConfig:   o.TLS,
 		ClientName:  o.ClientName,
 		// Every connection is also this instance's invalidation channel:
-		// BCAST pushes every change of a record to it, and NOLOOP leaves
-		// out the changes this instance made on that connection, whose
-		// copies it updates itself.
+		// BCAST pushes every change of a record to it. NOLOOP asks Redis to
+		// leave out the changes this instance made on that connection, but
+		// Redis 7.0 credits a script's writes to the script, not to the
+		// connection that ran it, so an instance's own writes come back
+		// too and evict its own copy (correct, and one extra read).
 		ClientTrackingOptions: []string{"BCAST", "PREFIX", s.trackedPrefix, "NOLOOP"},
 		OnInvalidations:       s.onInvalidations,
 		PipelineMultiplex:     -1, // one connection per node: the writes' own and the tracking one are the same

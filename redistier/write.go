@@ -66,7 +66,7 @@ func (s *Store) Create(ctx context.Context, o engine.CreateOptions) (engine.Sess
 		bucket = int(s.ownerHash(o.UserID)[0])
 	}
 	for range maxAttempts {
-		now := s.local.Now()
+		now := s.stamp(s.local.Now())
 		st := engine.SessionState{Version: 1, UserID: o.UserID, Label: o.Label, Data: o.Data,
 			CreatedAt: now, LastAccess: now, IdleTimeout: idle, AbsoluteExpiry: now.Add(abs)}
 		if o.UserID != "" {
@@ -80,7 +80,7 @@ func (s *Store) Create(ctx context.Context, o engine.CreateOptions) (engine.Sess
 		t := s.begin(h)
 		res := scriptCreate.Exec(ctx, s.client, []string{rk, ak}, s.args(now,
 			strconv.FormatInt(ms(st.AbsoluteExpiry), 10), strconv.FormatInt(idle.Milliseconds(), 10),
-			s.ownerField(o.UserID), strconv.FormatInt(ms(now), 10), string(s.seal.seal(rk, &st)),
+			s.ownerField(o.UserID), strconv.FormatInt(now.UnixMicro(), 10), string(s.seal.seal(rk, &st)),
 			hex.EncodeToString(h[:]), strconv.Itoa(s.cap)))
 		kind, rest, err := parseReply(res)
 		if err != nil {
@@ -286,7 +286,7 @@ func (s *Store) RotateWith(ctx context.Context, id string, o engine.RotateOption
 		now := s.local.Now()
 		if o.UserID != "" {
 			st.UserID = o.UserID
-			st.AuthenticatedAt = now
+			st.AuthenticatedAt = s.stamp(now)
 		}
 		if o.Label != "" {
 			st.Label = o.Label
@@ -308,7 +308,7 @@ func (s *Store) RotateWith(ctx context.Context, id string, o engine.RotateOption
 		}
 		var auth int64
 		if !st.AuthenticatedAt.IsZero() {
-			auth = ms(st.AuthenticatedAt)
+			auth = st.AuthenticatedAt.UnixMicro()
 		}
 		blob := string(s.seal.seal(nrk, &st))
 		t := s.begin(nh)
@@ -405,4 +405,17 @@ func writeErr(kind string) error {
 		return engine.ErrRotated
 	}
 	return errReply
+}
+
+// stamp returns now, or just after the last time stamp returned, so that
+// the creation and authentication times one instance gives are distinct
+// and ordered, as the engine's are.
+func (s *Store) stamp(now time.Time) time.Time {
+	for {
+		last := s.lastStamp.Load()
+		n := max(now.UnixNano(), last+1)
+		if s.lastStamp.CompareAndSwap(last, n) {
+			return time.Unix(0, n)
+		}
+	}
 }

@@ -24,7 +24,7 @@
 #
 # Servers run with --save "" --appendonly yes (appendfsync everysec), and
 # the cluster with cluster-node-timeout 2000 ms so that a failover takes a
-# few seconds. Ports are chosen free at random in 20000-29999 unless
+# few seconds. Ports are chosen free at random in 10000-21999 unless
 # REDISTIER_PORT_BASE is set (7 consecutive ports from it; the cluster also
 # uses each port + 10000 for its bus).
 set -euo pipefail
@@ -45,7 +45,7 @@ pick_base() {
   fi
   local try base ok p
   for try in $(seq 1 50); do
-    base=$((20000 + RANDOM % 9990))
+    base=$((10000 + RANDOM % 12000))
     ok=1
     for p in $(seq "$base" $((base + 6))); do
       if port_busy "$p" || port_busy $((p + 10000)); then ok=0; break; fi
@@ -90,7 +90,11 @@ wait_ping() {
 cluster_ok() {
   local p
   for p in "$@"; do
-    redis-cli -p "$p" cluster info 2>/dev/null | grep -q '^cluster_state:ok' || return 1
+    local info
+    info=$(redis-cli -p "$p" cluster info 2>/dev/null) || return 1
+    grep -q '^cluster_state:ok' <<<"$info" || return 1
+    grep -q '^cluster_slots_ok:16384' <<<"$info" || return 1
+    grep -q "^cluster_known_nodes:$#" <<<"$info" || return 1
   done
 }
 
