@@ -3,7 +3,6 @@ package crashcheck
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -51,9 +50,17 @@ func RunChild(ctx context.Context, c Config, stdin io.Reader, stdout io.Writer, 
 		IdleTimeout: longTimeout, AbsoluteTimeout: longTimeout,
 		SnapshotInterval: -1, SnapshotAfterBytes: -1} // only the forced snapshots, at the chosen pace
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	var wg sync.WaitGroup
-	defer wg.Wait()
+	// Every goroutine stops before the engine closes: a writer's call
+	// begun is finished, not cut short by the Close.
+	var e *engine.Engine
+	defer func() {
+		cancel()
+		wg.Wait()
+		if e != nil {
+			_ = e.Close() // after a power cut it cannot write, which is the point
+		}
+	}()
 	if c.PowerCut {
 		fsys := &waltest.FS{NeedDirSync: true}
 		opts.FS = fsys
@@ -90,11 +97,10 @@ func RunChild(ctx context.Context, c Config, stdin io.Reader, stdout io.Writer, 
 	if err := ch.out.line("O"); err != nil {
 		return err
 	}
-	e, err := engine.Open(opts)
+	e, err = engine.Open(opts)
 	if err != nil {
 		return ch.failed(ctx, fmt.Errorf("opening the engine: %w", err))
 	}
-	defer e.Close()
 	ch.e = e
 	if err := ch.out.line("R"); err != nil {
 		return err
@@ -263,9 +269,3 @@ func undash(s string) string {
 	}
 	return s
 }
-
-// errHung is what a child reports if its parent stops reading: never in a
-// healthy run, where the parent reads until the child dies.
-var errHung = errors.New("crashcheck: the parent stopped reading")
-
-var _ = errHung

@@ -80,7 +80,7 @@ func DefaultMix() Mix {
 		Contended: 50, Anonymous: 35}
 }
 
-// mixFields names the fields of a Mix as ParseMix and String spell them.
+// fields names the fields of a Mix as ParseMix and String spell them.
 func (m *Mix) fields() []struct {
 	name string
 	v    *int

@@ -217,8 +217,13 @@ func (v *verifier) matchWriter(w int) {
 	}
 	msg := fmt.Sprintf("writer %d: recovery matches no state its operations could leave; closest: %s: %s",
 		w, where, strings.Join(parts, "; "))
+	// The operations either side of the closest state are the likeliest
+	// to have come back in part.
+	if best.cut > 0 {
+		msg += "; the operation before: " + v.partly(ops[best.cut-1], best.cut-1, w)
+	}
 	if best.cut < len(ops) {
-		msg += "; next: " + v.partly(ops[best.cut], best.cut, w)
+		msg += "; the operation after: " + v.partly(ops[best.cut], best.cut, w)
 	}
 	v.verdict.problem("%s", msg)
 }

@@ -3,6 +3,7 @@ package crashcheck
 import (
 	"cmp"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"math"
@@ -20,6 +21,10 @@ type VerifyOptions struct {
 	// TempDir is where the fallback check copies the directory; "" means
 	// os.TempDir().
 	TempDir string
+	// Trace, if set, receives an account of every cycle with problems:
+	// its plan, its operations and how each ended, and the sessions before
+	// and after, by logical number. It is for reproducing a failure.
+	Trace io.Writer
 }
 
 // Verdict is one cycle's check. Problems describe what recovery got wrong,
@@ -104,6 +109,7 @@ func (m *Model) Verify(dir string, run *Run, opts VerifyOptions) (Verdict, error
 	e, err := engine.Open(engine.Options{Dir: dir, Logger: opts.Logger, IdleTimeout: longTimeout, AbsoluteTimeout: longTimeout})
 	if err != nil {
 		v.verdict.problem("recovery failed: %v", err)
+		v.trace(opts.Trace)
 		return v.verdict, nil
 	}
 	v.e = e
@@ -113,7 +119,6 @@ func (m *Model) Verify(dir string, run *Run, opts VerifyOptions) (Verdict, error
 	v.checkStructure()
 	v.checkContent()
 	v.checkPrefix()
-	v.debugDump()
 	if err := e.Close(); err != nil {
 		return v.verdict, fmt.Errorf("closing the recovered engine: %w", err)
 	}
@@ -123,6 +128,7 @@ func (m *Model) Verify(dir string, run *Run, opts VerifyOptions) (Verdict, error
 			return v.verdict, err
 		}
 	}
+	v.trace(opts.Trace)
 	v.settle()
 	return v.verdict, nil
 }
