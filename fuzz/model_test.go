@@ -152,10 +152,11 @@ func (m *model) put(s *mSession) {
 	s.diskLogged = unixSec(s.la)
 }
 
-// access is a lookup's touch: the last access moves to now, and is logged
-// (one LSN) when its second is TouchLogInterval past the last logged one.
+// access is a lookup's touch: once the clock is touchGrain past the last
+// access, the last access moves to now, and is logged (one LSN) when its
+// second is TouchLogInterval past the last logged one.
 func (m *model) access(s *mSession) {
-	if m.now <= s.la {
+	if m.now-s.la < int64(touchGrain) {
 		return
 	}
 	s.la = m.now

@@ -617,12 +617,14 @@ func engineSeeds() []seed {
 		create(createArg(0, 0, 0, 0), 5, 0).create(createArg(0, 0, 0, 0), 6, 0).create(createArg(u1, 0, 0, 0), 7, 0).
 		op(opAdvance, a25h).op(opPause).op(opDelete, 2).op(opReopen).op(opGetAll)
 	// Reaped (not logged), then back from the log at Open, expired in the
-	// second before it: the janitor, like recovery, goes by whole seconds,
-	// but a touch leaves a session's place in its heap early.
+	// second before it: the janitor goes by whole seconds, and a later
+	// deadline (SetDeadline) leaves a session's place in its heap early,
+	// while recovery from a snapshot files it by its deadline.
 	reapedBack := newProgram(cJanitor, 0).
-		op(opAdvance, a400ms).op(opAdvance, a400ms).create(createArg(0, sec, 0, 0), 4, 0).op(opAdvance, a400ms).
-		op(opGet, 0).op(opAdvance, a1s).op(opPause).op(opAdvance, a1ms).op(opReopen).op(opGet, 0).op(opPause).
-		op(opDelete, 0).op(opReopen).op(opGet, 0)
+		op(opAdvance, a400ms).create(createArg(0, hour, abs2s, 0), 4, 0).op(opAdvance, a400ms).
+		op(opAdvance, a400ms).op(opSetDeadline, 0, d2s).op(opSnapshot).op(opAdvance, a2s).op(opPause).
+		op(opAdvance, a1ms).
+		op(opReopen).op(opGet, 0).op(opPause).op(opDelete, 0).op(opReopen).op(opGet, 0)
 	// Touches are logged once a second has passed (three with cTouch3);
 	// a restart restores the last logged one.
 	touches := newProgram(0, cTouch3|cAlways).
