@@ -12,13 +12,15 @@
 //	                    of its ring issued
 //	FuzzEngine          the input is a program of operations run on a real
 //	                    persistent engine and on a reference model; after
-//	                    every step their observable state must agree
+//	                    every step the calls' results, the events, All,
+//	                    and Stats (counts, caps, LSN) must agree with it
 //
 // The replay and load targets also bound the heap each call allocates (see
 // allocBound): a length field of 4 GiB must not make a reader allocate
-// 4 GiB. The seeds are made by the real writers; TestWriteSeeds rewrites
-// them (go test ./fuzz -run TestWriteSeeds -seeds), which is needed after a
-// change to the log or snapshot format. A crasher a target finds is kept in
+// 4 GiB. The seeds are made by the real writers; TestSeedsAreCurrent checks
+// them and rewrites them with -seeds (go test ./fuzz -run TestSeedsAreCurrent
+// -seeds), which is needed after a change to the log or snapshot format or
+// to FuzzEngine's program format. A crasher a target finds is kept in
 // its corpus as a regression input, next to a unit test in the package that
 // was fixed. How to run a target for longer is in the README; the figures of
 // the last long runs are in RESULTS.md.
