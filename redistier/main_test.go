@@ -69,6 +69,8 @@ func runTests(m *testing.M) int {
 		defer exec.Command("bash", "testdata/redis.sh", "stop", redisDir).Run() //nolint:errcheck
 	}
 	clusterAddrs = strings.Split(cl, ",")
+	os.Setenv("REDISTIER_STANDALONE", standaloneAddr) // for the examples
+	os.Setenv("REDISTIER_CLUSTER", cl)
 	code := m.Run()
 	if code == 0 {
 		if leaked := leftover(); len(leaked) > 0 {

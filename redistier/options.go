@@ -77,6 +77,12 @@ type Options struct {
 	// "redistier".
 	ClientName string
 
+	// OnInvalidation, if set, is called with the handle of each session
+	// whose copy this instance dropped because Redis reported it changed
+	// (not for flushes): for metrics of how fast changes propagate. It runs
+	// on a connection's reading goroutine and must return quickly.
+	OnInvalidation func(h engine.Handle)
+
 	// Logger receives connection losses and flushes; nil means
 	// slog.Default(). It never receives a session ID.
 	Logger *slog.Logger

@@ -318,6 +318,9 @@ func (s *Store) onInvalidations(keys []rueidis.RedisMessage) {
 		}
 		s.stats.invalidations.Add(1)
 		s.forget(h)
+		if s.opts.OnInvalidation != nil {
+			s.opts.OnInvalidation(h)
+		}
 	}
 }
 
