@@ -393,6 +393,9 @@ func (r *run) create(a, b, c byte) {
 	}
 	needLo := max(b2i(overLo)-len(victims), b2i(anonLo))
 	needHi := max(b2i(overHi)-len(victims), b2i(anonHi))
+	// If the session it picks to evict is reaped meanwhile, Create starts
+	// over, with a new stamp.
+	retry := needHi > 0 && tl.maybeAnon > 0
 
 	s, err := r.e.Create(ctx, engine.CreateOptions{UserID: user, Label: label, Data: data, IdleTimeout: idle,
 		AbsoluteTimeout: abs, Fingerprint: fp})
@@ -410,6 +413,7 @@ func (r *run) create(a, b, c byte) {
 			r.fail("%s: %v; %d anonymous sessions live, an eviction due: %v", what, err, tl.heldAnon, needLo > 0)
 		}
 		m.nextStamp() // drawn before the caps were applied
+		m.stampSlack = m.stampSlack || retry
 		r.wantEvents(what)
 		return
 	case err != nil:
@@ -424,7 +428,8 @@ func (r *run) create(a, b, c byte) {
 	if h, err := r.e.HandleOf(s.ID()); err != nil || h != handleOf(s.ID()) {
 		r.fail("HandleOf a new token: %v, %v; want %v", h, err, handleOf(s.ID()))
 	}
-	stamp := m.nextStamp()
+	m.stampSlack = m.stampSlack || retry
+	stamp := r.takeStamp(unixNano(s.CreatedAt()), what+"'s creation time")
 	ms := m.create(s.ID(), stamp, user, label, data, orDefault(idle, defaultIdle), orDefault(abs, defaultAbsolute), fp)
 	m.lsn++
 	m.c.Created++
@@ -782,7 +787,7 @@ func (r *run) rotate(id string, b byte) {
 	m.c.Rotated++
 	if owner != "" {
 		s.user = owner
-		s.authAt = m.nextStamp()
+		s.authAt = r.takeStamp(unixNano(got.AuthenticatedAt()), what+"'s authentication time")
 	}
 	if label != "" {
 		s.label = label
@@ -1189,6 +1194,24 @@ func (r *run) wantNotFound(err error, what string) {
 	if !errors.Is(err, engine.ErrNotFound) || errors.Is(err, engine.ErrExpired) || errors.Is(err, engine.ErrRotated) {
 		r.fail("%s: got error %v, want %v", what, err, engine.ErrNotFound)
 	}
+}
+
+// takeStamp checks a creation or authentication time the engine handed out
+// against the model's next one (later ones only if the engine may have
+// drawn some the model did not see) and returns it.
+func (r *run) takeStamp(got int64, what string) int64 {
+	r.t.Helper()
+	m := r.m
+	want := m.nextStamp()
+	if got != want {
+		if !m.stampSlack || got < want {
+			r.fail("%s is %d, want %d", what, got, want)
+		}
+		r.note("  (stamp %d, not %d: a retry drew one)", got, want)
+		m.stamp = got
+	}
+	m.stampSlack = false
+	return got
 }
 
 // outcome notes a call's error in the trace.

@@ -38,19 +38,23 @@ import (
 // which, but checks that the victim was an anonymous session it holds, that
 // the number evicted is what the caps call for, and that the caps hold.
 type model struct {
-	cfg      engineConfig
-	now      int64                       // unix ns, the engine's manual clock
-	stamp    int64                       // the last creation or authentication time handed out (engine.nextStamp)
-	sessions map[string]*mSession        // by current token; kept while held, on disk, or owed an event
-	byHandle map[engine.Handle]*mSession // the same, by handle
-	aliases  map[string]mAlias           // old token of a plain rotation -> new, during RotateGrace
-	lsn      uint64                      // the log's last LSN
-	snapLSN  uint64                      // LSN of the newest snapshot
-	issued   []string                    // every token the engine returned, in order
-	issuedAt map[string]struct{}         // the same, as a set
-	handles  []engine.Handle             // every handle a session had, in order
-	c        counts                      // Stats counters since Open that the model knows exactly
-	expired  uint64                      // EventExpired received since Open
+	cfg   engineConfig
+	now   int64 // unix ns, the engine's manual clock
+	stamp int64 // the last creation or authentication time handed out (engine.nextStamp)
+	// stampSlack: the engine may have handed out stamps the model did not
+	// see: a Create retried after the janitor reaped the expired session
+	// it meant to evict draws a new one.
+	stampSlack bool
+	sessions   map[string]*mSession        // by current token; kept while held, on disk, or owed an event
+	byHandle   map[engine.Handle]*mSession // the same, by handle
+	aliases    map[string]mAlias           // old token of a plain rotation -> new, during RotateGrace
+	lsn        uint64                      // the log's last LSN
+	snapLSN    uint64                      // LSN of the newest snapshot
+	issued     []string                    // every token the engine returned, in order
+	issuedAt   map[string]struct{}         // the same, as a set
+	handles    []engine.Handle             // every handle a session had, in order
+	c          counts                      // Stats counters since Open that the model knows exactly
+	expired    uint64                      // EventExpired received since Open
 }
 
 // counts are the Stats counters the model predicts exactly.
@@ -281,6 +285,7 @@ func (m *model) reopen() recovery {
 	var rec recovery
 	clear(m.aliases)
 	m.c, m.expired = counts{}, 0
+	m.stampSlack = false // the reopened engine stamps after what it recovers, which the model has seen
 	for id, s := range m.sessions {
 		s.unsure, s.late = false, false
 		if !s.onDisk {
