@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"unsafe"
 
 	"github.com/sesscache/sesscache/shard"
 	"github.com/sesscache/sesscache/wal"
@@ -37,7 +38,8 @@ type logReplay struct {
 	queues   []chan []replayOp // to the workers
 	free     sync.Pool         // of *[]replayOp, emptied batches
 	wg       sync.WaitGroup
-	rejected int // sealed records skipped because they did not open
+	rejected int        // sealed records skipped because they did not open
+	slab     shard.Slab // where the decoding goroutine builds records
 }
 
 // replayOp is one record's change to one session, ready to store.
@@ -112,7 +114,7 @@ func (r *logReplay) apply(rec *wal.Record) error {
 			return err
 		}
 		op := replayOp{op: wal.OpPut, key: shard.Key(rec.Key.Digest)}
-		op.rec = e.recoveredRec(rec, &op.key)
+		op.rec = e.recoveredRec(&r.slab, rec, &op.key)
 		r.send(rec.Key, op)
 	case wal.OpDelete:
 		r.send(rec.Key, replayOp{op: wal.OpDelete, key: shard.Key(rec.Key.Digest)})
@@ -204,8 +206,9 @@ func (r *logReplay) finish() {
 	}
 }
 
-// recoveredRec builds the record a recovered Put stores under on-disk key d.
-func (e *Engine) recoveredRec(rec *wal.Record, d *shard.Key) shard.Rec {
+// recoveredRec builds, in slab, the record a recovered Put stores under
+// on-disk key d.
+func (e *Engine) recoveredRec(slab *shard.Slab, rec *wal.Record, d *shard.Key) shard.Rec {
 	m := shard.Meta{
 		Version:  rec.Version,
 		Created:  rec.Created,
@@ -220,8 +223,12 @@ func (e *Engine) recoveredRec(rec *wal.Record, d *shard.Key) shard.Rec {
 		m.Fingerprint = rec.Fingerprint
 	}
 	e.noteStamp(max(rec.Created, rec.AuthAt))
-	return shard.NewRec(d, m, rec.LastAccess, string(rec.UserID), string(rec.Label), rec.Data)
+	return slab.NewRec(d, m, rec.LastAccess, unsafeString(rec.UserID), unsafeString(rec.Label), rec.Data)
 }
+
+// unsafeString views b as a string for as long as b is unchanged: NewRec
+// copies what it is given, so the decoder's buffer need not be copied twice.
+func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // noteStamp makes later stamps (nextStamp) come after t, a time recovered.
 func (e *Engine) noteStamp(t int64) {
@@ -287,13 +294,13 @@ func (e *Engine) storeRecovered(s *engShard, si int, old shard.Rec, h uint64, r 
 	s.Replace(old, h, r)
 }
 
-// replayPut stores a recovered session. Snapshot loading calls it from
-// several goroutines at once.
-func (e *Engine) replayPut(rec *wal.Record) {
+// replayPut stores a recovered session, built in slab. Snapshot loading
+// calls it from several goroutines at once, each with a slab of its own.
+func (e *Engine) replayPut(slab *shard.Slab, rec *wal.Record) {
 	s, si := e.shardOf(uint64(rec.Key.Hint))
 	d := shard.Key(rec.Key.Digest)
 	h := shard.Hash(&d)
-	r := e.recoveredRec(rec, &d)
+	r := e.recoveredRec(slab, rec, &d)
 	s.Lock()
 	defer s.Unlock()
 	e.storeRecovered(s, si, s.Lookup(&d, h), h, r)

@@ -347,19 +347,28 @@ func (e *Engine) loadSnapshot(info snapshot.Info, sn *snapshotter) (snapshot.Inf
 			e.shards[i].Unlock()
 		}
 	}()
-	var scratch sync.Pool
+	// Each loading goroutine takes a scratch buffer and a slab for a call
+	// and puts them back.
+	type loader struct {
+		buf  []byte
+		slab shard.Slab
+	}
+	var loaders sync.Pool
 	all := sn.opts
 	all.Workers = 0 // loading has the machine to itself: every processor
+	// Check as it applies: a damaged file is found part-way, and
+	// loadSnapshots then empties memory before it falls back.
+	all.OnePass = true
 	return snapshot.Load(info.Path, all, func(rec *wal.Record) error {
-		buf, _ := scratch.Get().(*[]byte)
-		if buf == nil {
-			buf = new([]byte)
+		l, _ := loaders.Get().(*loader)
+		if l == nil {
+			l = new(loader)
 		}
 		var err error
-		if *buf, err = e.sealer.openRecord(rec, *buf); err == nil {
-			e.replayPut(rec)
+		if l.buf, err = e.sealer.openRecord(rec, l.buf); err == nil {
+			e.replayPut(&l.slab, rec)
 		}
-		scratch.Put(buf)
+		loaders.Put(l)
 		return err
 	})
 }

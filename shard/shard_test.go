@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"sync"
 	"testing"
+	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -414,4 +415,27 @@ func TestBulkInsertReplaceRemove(t *testing.T) {
 	}
 	assert.Len(t, popped, len(due))
 	assert.Equal(t, 0, s.Len())
+}
+
+func TestSlabRecs(t *testing.T) {
+	var s Slab
+	var recs []Rec
+	keys := make([]Key, 5000)
+	for i := range keys {
+		keys[i] = randKey()
+		data := make([]byte, i%700)
+		recs = append(recs, s.NewRec(&keys[i], Meta{Version: uint64(i)}, int64(i), "u", "l", data))
+	}
+	big := s.NewRec(&keys[0], Meta{}, 0, "", "", make([]byte, slabMax))
+	assert.Len(t, big.Data(), slabMax, "a large record gets its own allocation")
+	for i, r := range recs {
+		require.Equal(t, keys[i], r.Key())
+		require.Equal(t, uint64(i), r.Version())
+		require.Equal(t, int64(i), r.LastAccess())
+		require.Len(t, r.Data(), i%700)
+		require.Equal(t, len(r.Data()), cap(r.Data()), "an append to Data must copy, not overwrite the next record")
+		require.Zero(t, uintptr(unsafe.Pointer(r.p))%8, "atomic fields need 8-byte alignment")
+	}
+	recs[0].Touch(99)
+	assert.Equal(t, int64(1), recs[1].LastAccess(), "neighbours do not overlap")
 }

@@ -310,3 +310,29 @@ func TestReadErrorIsNotDamage(t *testing.T) {
 		assert.Zero(t, applied, "read %d", failAt)
 	}
 }
+
+// TestOnePassFindsTheSameDamage: with OnePass a damaged chunk still fails
+// Load with ErrCorrupt (after the chunks before it were applied), and an
+// intact file applies every record once.
+func TestOnePassFindsTheSameDamage(t *testing.T) {
+	snapshot.VerifyNoLeaks(t)
+	recs := withLSN(makeRecords(40, 1), 9)
+	good := snapshot.Chunk{Frames: frames(recs[:20]...), Records: 20}
+	bad := snapshot.Chunk{Frames: frames(recs[20:]...), Records: 20}
+	file := snapshot.BuildFile(9, 1, []snapshot.Chunk{good, bad}, snapshot.Footer{})
+	path := snapPath(t.TempDir(), 9)
+	require.NoError(t, os.WriteFile(path, file, 0o600))
+	var n atomic.Int64
+	info, err := snapshot.Load(path, snapshot.Options{OnePass: true, Workers: 1}, func(*wal.Record) error { n.Add(1); return nil })
+	require.NoError(t, err)
+	assert.EqualValues(t, 40, n.Load())
+	assert.EqualValues(t, 40, info.Sessions)
+
+	damaged := append([]byte(nil), file...)
+	damaged[40+len(good.Frames)+30] ^= 1 // inside the second chunk
+	require.NoError(t, os.WriteFile(path, damaged, 0o600))
+	n.Store(0)
+	_, err = snapshot.Load(path, snapshot.Options{OnePass: true, Workers: 1}, func(*wal.Record) error { n.Add(1); return nil })
+	assertCorrupt(t, err, path)
+	assert.EqualValues(t, 20, n.Load(), "the chunk before the damage was applied: the caller discards it")
+}

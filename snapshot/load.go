@@ -16,7 +16,8 @@ import (
 	"github.com/sesscache/sesscache/wal"
 )
 
-// Load verifies the whole snapshot at path and only then calls apply for
+// Load verifies the whole snapshot at path and only then (unless
+// opts.OnePass) calls apply for
 // each record, from up to opts.Workers goroutines at once, and returns the
 // snapshot's Info. apply must be safe for concurrent use; the records of one
 // file chunk arrive in file order from one goroutine. The Record passed to
@@ -46,8 +47,11 @@ func Load(path string, opts Options, apply func(*wal.Record) error) (Info, error
 	if err := l.readFooter(); err != nil {
 		return Info{}, err
 	}
-	if err := l.scan(opts.workers(), nil); err != nil {
-		return Info{}, err
+	l.onePass = opts.OnePass && apply != nil
+	if !l.onePass {
+		if err := l.scan(opts.workers(), nil); err != nil {
+			return Info{}, err
+		}
 	}
 	if apply != nil {
 		if err := l.scan(opts.workers(), apply); err != nil {
@@ -73,6 +77,7 @@ type loader struct {
 	sessions uint64
 	table    []entry
 	offsets  []int64 // file offset of each chunk
+	onePass  bool    // apply while checking (Options.OnePass)
 	stop     atomic.Bool
 }
 
@@ -225,7 +230,7 @@ func (l *loader) chunk(k int, buf []byte, rec *wal.Record, apply func(*wal.Recor
 	// The applying pass skips the chunk CRC: the verifying pass checked it,
 	// and the frame CRCs and counts, still checked, catch a file that
 	// changed in between. It saves one of four CRC passes over the data.
-	if apply == nil && crc32.Checksum(buf, castagnoli) != e.crc {
+	if (apply == nil || l.onePass) && crc32.Checksum(buf, castagnoli) != e.crc {
 		return buf, l.corrupt(off, fmt.Sprintf("chunk %d checksum mismatch", k), nil)
 	}
 	var count uint32

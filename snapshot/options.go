@@ -20,6 +20,12 @@ type Options struct {
 	// Logger receives reports of removed leftovers and failed clean-ups;
 	// nil means slog.Default(). Record contents are never logged.
 	Logger *slog.Logger
+	// OnePass makes Load check and apply each chunk in one pass instead of
+	// checking the whole file before the first apply call: half the
+	// decoding, but a damaged file is found after some apply calls, and
+	// the caller must then discard what it applied. The engine does, and
+	// loads faster.
+	OnePass bool
 	// BeforePublish, if set, runs in Write once the snapshot's temporary
 	// file is complete and fsynced and before it is renamed to its final
 	// name. An error fails the Write, which then removes the file. The
