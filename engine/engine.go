@@ -90,8 +90,9 @@ func Open(opts Options) (*Engine, error) {
 	// Deadlines are kept in whole seconds (the heap rounds them up), so an
 	// access need not be recorded more often than that: most lookups then
 	// only read the record, instead of dirtying its cache line every time
-	// the coarse clock ticks. A short idle timeout gets a finer grain.
-	e.touchGrain = int64(max(min(time.Second, o.IdleTimeout/64), 1))
+	// the coarse clock ticks. A session with a short idle timeout gets a
+	// finer grain (a 64th of it; see get).
+	e.touchGrain = int64(time.Second)
 	e.claimTouch = o.Dir != "" || o.OnTouch != nil
 	e.stats.init()
 	if len(o.SigningKeys) > 0 {

@@ -157,8 +157,8 @@ type Options struct {
 	// IdleTimeout ends a session that has not been used for this long.
 	// Default 30 minutes. A session may override it at creation. A lookup
 	// records an access once the clock has moved a second (or a 64th of
-	// IdleTimeout, if shorter) past the last one recorded, so the idle
-	// deadline slides in steps of that much.
+	// the session's idle timeout, if shorter) past the last one recorded,
+	// so the idle deadline slides in steps of that much.
 	IdleTimeout time.Duration
 
 	// AbsoluteTimeout ends a session this long after its creation, however

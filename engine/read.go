@@ -107,7 +107,7 @@ func (e *Engine) get(id string, fp []byte) (Session, error) {
 	if r.Deadline(la) <= now || r.Flags()&(shard.FlagAlias|shard.FlagBound|shard.FlagCold) != 0 {
 		return e.getSlow(id, r, now, fp)
 	}
-	if now-la >= e.touchGrain {
+	if now-la >= min(e.touchGrain, r.Idle()>>6) {
 		r.Touch(now)
 		la = now
 		if e.claimTouch && r.ClaimLog(now, e.touchSecs) {
@@ -145,7 +145,7 @@ func (e *Engine) getSlow(id string, r shard.Rec, now int64, fp []byte) (Session,
 		return Session{}, err
 	}
 	la := r.LastAccess()
-	if now-la >= e.touchGrain {
+	if now-la >= min(e.touchGrain, r.Idle()>>6) {
 		r.Touch(now)
 		la = now
 		if e.claimTouch && r.ClaimLog(now, e.touchSecs) {

@@ -479,3 +479,43 @@ func TestEventsCarryHandlesNotTokens(t *testing.T) {
 	assert.Equal(t, [5]uint64{4, 1, 1, 1, 1}, [5]uint64{st.Created, st.Rotated, st.Evicted, st.Deleted, st.Revoked})
 	assert.Equal(t, uint64(1), st.Expired)
 }
+
+// TestSealingEveryRecordSize: found by fuzz.FuzzEngine (seed
+// regression-sealing-panics-without-room-for-the-tag): sealing panicked
+// when the pooled buffer had less room than the AEAD's tag past the
+// plaintext, for about a quarter of record sizes.
+func TestSealingEveryRecordSize(t *testing.T) {
+	dir := t.TempDir()
+	clock := NewManualClock(epoch)
+	keys := []EncryptionKey{encKey(7, 0x77)}
+	e := openDir(t, dir, clock, Options{EncryptionKeys: keys})
+	want := map[string]string{}
+	for n := range 600 {
+		d := strings.Repeat("x", n)
+		want[mustCreate(t, e, CreateOptions{Data: []byte(d), Label: strings.Repeat("l", n%7)}).ID()] = d
+	}
+	_, err := e.Snapshot(bg)
+	require.NoError(t, err)
+	require.NoError(t, e.Close())
+	e = openDir(t, dir, clock, Options{EncryptionKeys: keys})
+	for id, d := range want {
+		got, err := e.Get(id)
+		require.NoError(t, err)
+		require.Equal(t, d, string(got.Data()))
+	}
+}
+
+// TestShortIdleTimeoutSlides: a session whose own idle timeout is shorter
+// than the engine's touch grain still slides with use.
+func TestShortIdleTimeoutSlides(t *testing.T) {
+	e, clock := open(t, Options{})
+	s := mustCreate(t, e, CreateOptions{IdleTimeout: time.Second})
+	for range 20 {
+		clock.Advance(500 * time.Millisecond)
+		_, err := e.Get(s.ID())
+		require.NoError(t, err, "used every half second, it never idles for a second")
+	}
+	clock.Advance(1100 * time.Millisecond)
+	_, err := e.Get(s.ID())
+	assert.ErrorIs(t, err, ErrExpired)
+}

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/sesscache/sesscache/wal"
@@ -124,6 +125,9 @@ func (s *sealer) sealRecord(r *wal.Record) *[]byte {
 	b = append(b, r.Label...)
 	b = append(b, r.Data...)
 	ad := sealAD(r)
+	// Room for the tag, so that Seal writes over the plaintext in place
+	// rather than into a new slice.
+	b = slices.Grow(b, s.seal.Overhead())
 	plain := b[sealNonceSize:]
 	b = b[:sealNonceSize+len(s.seal.Seal(plain[:0], b[:sealNonceSize], plain, ad[:]))]
 	*buf = b

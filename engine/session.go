@@ -38,8 +38,8 @@ func (s Session) ID() string { return s.id }
 // Rotated reports that the ID presented is an old one that a rotation
 // replaced within Options.RotateGrace. Such a view is read-only and
 // anonymous: ID is the old ID, UserID is empty, AuthenticatedAt is zero and
-// Handle is the zero Handle, and writes through the old ID fail with
-// ErrRotated. It serves requests that were already in flight when the ID
+// Handle is the zero Handle (Data and Label are the session's), and writes
+// through the old ID fail with ErrRotated. It serves requests that were already in flight when the ID
 // changed; it never tells them the new ID.
 func (s Session) Rotated() bool { return s.view == viewGrace }
 

@@ -80,9 +80,9 @@ const (
 	maxData         = 64
 	grace           = 30 * time.Second
 	// touchGrain is how far the clock must move past a session's last
-	// access before a lookup records a new one: a second, or a 64th of
-	// Options.IdleTimeout if shorter (not the session's own timeout).
-	touchGrain = max(min(time.Second, defaultIdle/64), 1)
+	// access before a lookup records a new one: a second, or a 64th of the
+	// session's own idle timeout if shorter (see model.access).
+	touchGrain = time.Second
 )
 
 // engineConfig is what the first two bytes of a program select.

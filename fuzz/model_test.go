@@ -156,11 +156,12 @@ func (m *model) put(s *mSession) {
 	s.diskLogged = unixSec(s.la)
 }
 
-// access is a lookup's touch: once the clock is touchGrain past the last
-// access, the last access moves to now, and is logged (one LSN) when its
+// access is a lookup's touch: once the clock is touchGrain (or a 64th of
+// the session's idle timeout, if shorter) past the last access, the last
+// access moves to now, and is logged (one LSN) when its
 // second is TouchLogInterval past the last logged one.
 func (m *model) access(s *mSession) {
-	if m.now-s.la < int64(touchGrain) {
+	if m.now-s.la < min(int64(touchGrain), s.idle>>6) {
 		return
 	}
 	s.la = m.now
