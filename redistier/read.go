@@ -51,8 +51,59 @@ func (s *Store) staleOK(d int64) bool {
 
 // read reads the session under id from Redis, keeping a copy if it may.
 // With bind, a bound session is returned only for its fingerprint, as Find
-// does; without, it is returned whatever fp (a write's read).
+// does; without, it is returned whatever fp (a write's read). Concurrent
+// reads of one ID share one round trip.
 func (s *Store) read(ctx context.Context, id string, h engine.Handle, fp []byte, bind bool) (engine.Session, error) {
+	sess, bound, err := s.shared(ctx, id, h)
+	if err != nil {
+		return engine.Session{}, err
+	}
+	if bind && !fits(bound, fp) {
+		return engine.Session{}, engine.ErrNotFound
+	}
+	return sess, nil
+}
+
+// flight is one read of an ID that other readers of it wait for.
+type flight struct {
+	done  chan struct{}
+	sess  engine.Session
+	bound uint64
+	err   error
+}
+
+// shared runs readOnce for id, or waits for the one under way.
+func (s *Store) shared(ctx context.Context, id string, h engine.Handle) (engine.Session, uint64, error) {
+	for {
+		s.flightMu.Lock()
+		f := s.flights[id]
+		if f == nil {
+			f = &flight{done: make(chan struct{})}
+			s.flights[id] = f
+			s.flightMu.Unlock()
+			f.sess, f.bound, f.err = s.readOnce(ctx, id, h)
+			s.flightMu.Lock()
+			delete(s.flights, id)
+			s.flightMu.Unlock()
+			close(f.done)
+			return f.sess, f.bound, f.err
+		}
+		s.flightMu.Unlock()
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			return engine.Session{}, 0, ctx.Err()
+		}
+		if f.err != nil && (errors.Is(f.err, context.Canceled) || errors.Is(f.err, context.DeadlineExceeded)) && ctx.Err() == nil {
+			continue // the leader's request gave up, not ours
+		}
+		return f.sess, f.bound, f.err
+	}
+}
+
+// readOnce is one round trip for id: the session (kept as a copy if it
+// may be) and the fingerprint hash it is bound to, not yet checked.
+func (s *Store) readOnce(ctx context.Context, id string, h engine.Handle) (engine.Session, uint64, error) {
 	s.stats.reads.Add(1)
 	t := s.begin(h)
 	rk, ak := s.keyOf(kindRecord, h), s.keyOf(kindAccess, h)
@@ -60,37 +111,31 @@ func (s *Store) read(ctx context.Context, id string, h engine.Handle, fp []byte,
 	res := scriptGet.Exec(ctx, s.client, []string{rk, ak}, s.args(now, strconv.FormatInt(s.touchMS, 10)))
 	kind, rest, err := parseReply(res)
 	if err != nil {
-		return engine.Session{}, s.fail(ctx, err)
+		return engine.Session{}, 0, s.fail(ctx, err)
 	}
 	switch kind {
 	case "nf":
 		s.forget(h)
-		return engine.Session{}, engine.ErrNotFound
+		return engine.Session{}, 0, engine.ErrNotFound
 	case "ex":
 		s.forget(h)
-		return engine.Session{}, engine.ErrExpired
+		return engine.Session{}, 0, engine.ErrExpired
 	case "g":
 		if len(rest) < 1 {
-			return engine.Session{}, errReply
+			return engine.Session{}, 0, errReply
 		}
 		target, _ := rest[0].ToString()
-		return s.graceView(ctx, id, target, fp, bind)
+		return s.graceView(ctx, id, target)
 	case "s":
 	default:
-		return engine.Session{}, errReply
+		return engine.Session{}, 0, errReply
 	}
 	st, err := s.stateOf(rk, rest)
 	if err != nil {
-		return engine.Session{}, err
+		return engine.Session{}, 0, err
 	}
 	sess, err := s.keep(t, id, h, st, false)
-	if err != nil {
-		return engine.Session{}, err
-	}
-	if bind && !fits(st.Fingerprint, fp) {
-		return engine.Session{}, engine.ErrNotFound
-	}
-	return sess, nil
+	return sess, st.Fingerprint, err
 }
 
 // fits says whether a session bound to fingerprint hash bound (0: unbound)
@@ -131,44 +176,44 @@ var graceMu sync.Mutex
 // graceView returns the read-only, anonymous view of the session an old
 // ID was rotated to (its handle is target), under the old ID. It records
 // no access and never learns, let alone returns, the new ID.
-func (s *Store) graceView(ctx context.Context, id, target string, fp []byte, bind bool) (engine.Session, error) {
+func (s *Store) graceView(ctx context.Context, id, target string) (engine.Session, uint64, error) {
 	var th engine.Handle
 	if len(target) != 32 {
-		return engine.Session{}, errReply
+		return engine.Session{}, 0, errReply
 	}
 	if _, err := hex.Decode(th[:], []byte(target)); err != nil {
-		return engine.Session{}, errReply
+		return engine.Session{}, 0, errReply
 	}
 	rk, ak := s.keyOf(kindRecord, th), s.keyOf(kindAccess, th)
 	res := scriptGet.Exec(ctx, s.client, []string{rk, ak}, s.args(s.local.Now(), "9223372036854775807"))
 	kind, rest, err := parseReply(res)
 	if err != nil {
-		return engine.Session{}, s.fail(ctx, err)
+		return engine.Session{}, 0, s.fail(ctx, err)
 	}
 	if kind != "s" {
-		return engine.Session{}, engine.ErrNotFound
+		return engine.Session{}, 0, engine.ErrNotFound
 	}
 	st, err := s.stateOf(rk, rest)
 	if err != nil {
-		return engine.Session{}, err
+		return engine.Session{}, 0, err
 	}
-	if !bind {
-		st.Fingerprint = 0 // a write's read: it fails with ErrRotated whatever the binding
-	}
+	bound := st.Fingerprint
+	st.Fingerprint = 0 // the caller checks the binding
 	graceMu.Lock()
 	defer graceMu.Unlock()
 	g := s.grace
 	if _, err := g.PutReplica(id, st); err != nil {
-		return engine.Session{}, s.viewErr(err)
+		return engine.Session{}, 0, s.viewErr(err)
 	}
 	defer g.Delete(context.Background(), id) //nolint:errcheck // drops the grace entry
 	moved, err := g.Rotate(ctx, id)
 	if err != nil {
 		g.DropReplica(id)
-		return engine.Session{}, engine.ErrNotFound
+		return engine.Session{}, 0, engine.ErrNotFound
 	}
 	defer g.Delete(context.Background(), moved.ID()) //nolint:errcheck // and the scratch session
-	return g.Find(ctx, id, fp)
+	v, err := g.Find(ctx, id, nil)
+	return v, bound, err
 }
 
 // args returns the scripts' common arguments followed by more.

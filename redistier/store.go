@@ -54,6 +54,9 @@ type Store struct {
 
 	touches touchQueue
 
+	flightMu sync.Mutex
+	flights  map[string]*flight
+
 	stop   chan struct{}
 	wg     sync.WaitGroup
 	closed atomic.Bool
@@ -118,6 +121,7 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 		s.shards[i].ids = make(map[engine.Handle]string)
 	}
 	s.touches.pending = make(map[engine.Handle]int64)
+	s.flights = make(map[string]*flight)
 
 	lo := o.Local
 	lo.EncryptionKeys = nil // copies live in memory; the engine seals only files

@@ -11,8 +11,9 @@ import (
 )
 
 // maxAttempts bounds the retries of a write whose compare-and-swap lost to
-// another writer, as the engine's do.
-const maxAttempts = 8
+// another writer, as the engine's do (each lost attempt means another
+// write won, so writers as a whole make progress; ctx bounds the wait).
+const maxAttempts = 1000
 
 // limits are the engine's defaults for sizes, applied before a write goes
 // to Redis.
