@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -28,7 +29,9 @@ import (
 // recovered.
 //
 // SESSCACHE_CRASH_CYCLES=N runs N cycles per mode instead of 8;
-// SESSCACHE_CRASH_SEED=S draws them from another seed.
+// SESSCACHE_CRASH_SEED=S draws them from another seed (timing still
+// varies from run to run); SESSCACHE_CRASH_TRACE=PATH writes the
+// operations of a failing cycle to PATH.<mode>.
 
 const envCrashConfig = "SESSCACHE_CRASH_CONFIG"
 
@@ -71,6 +74,13 @@ func TestCrashRecovery(t *testing.T) {
 				MaxPerUser: 3, RotateGrace: time.Minute, Mix: crashcheck.DefaultMix(), Hot: 4,
 			}, seed+uint64(i))
 			s.InOpen, s.PowerCut, s.Uncapped, s.Grace, s.MaxAcks = 0.25, mode.powerCut, 0.25, 0.5, 400
+			var trace io.Writer
+			if path := os.Getenv("SESSCACHE_CRASH_TRACE"); path != "" {
+				f, err := os.Create(path + "." + mode.name)
+				require.NoError(t, err)
+				defer f.Close()
+				trace = f
+			}
 			var m crashcheck.Model
 			var last *crashcheck.Run
 			var sum crashcheck.Totals
@@ -82,7 +92,7 @@ func TestCrashRecovery(t *testing.T) {
 				}
 				run, err := crashcheck.Cycle(t.Context(), launch, &m, p)
 				require.NoError(t, err, "cycle %d", cycle)
-				v, err := m.Verify(dir, run, crashcheck.VerifyOptions{Logger: discard, TempDir: t.TempDir()})
+				v, err := m.Verify(dir, run, crashcheck.VerifyOptions{Logger: discard, TempDir: t.TempDir(), Trace: trace})
 				require.NoError(t, err, "cycle %d", cycle)
 				require.Empty(t, v.Problems, "cycle %d (SESSCACHE_CRASH_SEED=%d)", cycle, seed)
 				sum.Add(v)

@@ -487,23 +487,42 @@ func (v *verifier) checkFallback(f *fallbackCopy) error {
 	if strays != v.strays {
 		v.verdict.problem("recovery from the older snapshot holds %d sessions whose data nobody wrote, the normal recovery %d", strays, v.strays)
 	}
-	var differ []int
-	for n := range v.obs {
+	var differ []string
+	for _, n := range slices.Sorted(maps.Keys(v.obs)) {
 		v.verdict.Checked++
-		if !slices.Equal(v.obs[n], obs[n]) && !sameSet(v.obs[n], obs[n]) {
-			differ = append(differ, n)
+		if d := diffObserved(v.obs[n], obs[n]); d != "" {
+			differ = append(differ, fmt.Sprintf("session %d %s", n, d))
 		}
 	}
-	for n := range obs {
+	for _, n := range slices.Sorted(maps.Keys(obs)) {
 		if _, ok := v.obs[n]; !ok {
-			differ = append(differ, n)
+			differ = append(differ, fmt.Sprintf("session %d %s", n, diffObserved(nil, obs[n])))
 		}
 	}
 	if len(differ) > 0 {
-		slices.Sort(differ)
-		v.verdict.problem("recovery from the older snapshot and the log differs from the normal recovery in sessions %v", differ)
+		v.verdict.problem("recovery from the older snapshot and the log differs from the normal recovery: %s", strings.Join(differ, "; "))
 	}
 	return nil
+}
+
+// diffObserved describes how b, a session as the fallback recovered it,
+// differs from a, as the normal recovery did, or returns "".
+func diffObserved(a, b []observed) string {
+	switch {
+	case len(a) == len(b) && sameSet(a, b):
+		return ""
+	case len(a) != len(b):
+		return fmt.Sprintf("is live %d times there, %d times normally", len(b), len(a))
+	case len(a) != 1:
+		return "is live under other IDs there"
+	case a[0].ident != b[0].ident:
+		return "is live under another ID there"
+	case a[0].user != b[0].user:
+		return fmt.Sprintf("belongs to %q there, to %q normally", b[0].user, a[0].user)
+	case a[0].version != b[0].version || a[0].data != b[0].data:
+		return fmt.Sprintf("is at version %d there, %d normally", b[0].version, a[0].version)
+	}
+	return "has another authentication time there"
 }
 
 // sameSet reports whether a and b hold the same sessions in any order.
