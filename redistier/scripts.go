@@ -37,7 +37,12 @@ local function state(rk, ak)
     return f, 'g'
   end
   local la = redis.call('GET', ak)
-  if not la then return nil, 'ex' end
+  if not la then
+    -- idle-expired, or evicted: end the record too, so that its
+    -- invalidation drops every instance's copy
+    redis.call('DEL', rk)
+    return nil, 'ex'
+  end
   la = tonumber(la)
   if now >= tonumber(f[3]) or now >= la + tonumber(f[4]) + slack then return nil, 'ex' end
   return f, 's', la

@@ -142,31 +142,20 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 		s.scratch.Close()
 		return nil, fmt.Errorf("redistier: %w", err)
 	}
-	s.client, err = rueidis.NewClient(rueidis.ClientOption{
-		InitAddress: o.Addrs,
-		Username:    o.Username,
-		Password:    o.Password,
-		TLSConfig:   o.TLS,
-		ClientName:  o.ClientName,
-		// Every connection is also this instance's invalidation channel:
-		// BCAST pushes every change of a record to it. NOLOOP asks Redis to
-		// leave out the changes this instance made on that connection, but
-		// Redis 7.0 credits a script's writes to the script, not to the
-		// connection that ran it, so an instance's own writes come back
-		// too and evict its own copy (correct, and one extra read).
-		ClientTrackingOptions: []string{"BCAST", "PREFIX", s.trackedPrefix, "NOLOOP"},
-		OnInvalidations:       s.onInvalidations,
-		PipelineMultiplex:     -1, // one connection per node: the writes' own and the tracking one are the same
-		CacheSizeEachConn:     1 << 16,
-		ConnWriteTimeout:      o.ConnTimeout,
-		Dialer:                net.Dialer{Timeout: o.DialTimeout, KeepAlive: max(o.ConnTimeout/4, 100*time.Millisecond)},
-		BlockingPipeline:      1 << 20,
-		ClusterOption:         rueidis.ClusterOption{ShardsRefreshInterval: o.TopologyInterval},
-	})
+	// One address at a time: given several, rueidis dials each and then
+	// closes the duplicates it made, and every close would read as lost
+	// invalidations (a flush) just after New returns.
+	for _, addr := range o.Addrs {
+		s.client, err = s.newClient(addr)
+		if err == nil {
+			break
+		}
+	}
 	if err != nil {
 		s.closeEngines()
 		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
+
 	s.cluster = s.client.Mode() == rueidis.ClientModeCluster
 	// One round trip now: an unreachable Redis, or one that cannot track
 	// keys, fails New rather than the first request.
@@ -179,6 +168,33 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 	go s.flusher()
 	go s.watchdog()
 	return s, nil
+}
+
+// newClient connects to Redis through addr (a Cluster's other nodes are
+// discovered).
+func (s *Store) newClient(addr string) (rueidis.Client, error) {
+	o := s.opts
+	return rueidis.NewClient(rueidis.ClientOption{
+		InitAddress: []string{addr},
+		Username:    o.Username,
+		Password:    o.Password,
+		TLSConfig:   o.TLS,
+		ClientName:  o.ClientName,
+		// Every connection is also this instance's invalidation channel:
+		// BCAST pushes every change of a record to it. NOLOOP asks Redis to
+		// leave out the changes this instance made on that connection, but
+		// Redis 7.0 credits a script's writes to the script, not to the
+		// connection that ran it, so an instance's own writes come back
+		// too and evict its own copy (correct, and one extra read).
+		ClientTrackingOptions: []string{"BCAST", "PREFIX", s.trackedPrefix, "NOLOOP"},
+		OnInvalidations:       s.onInvalidations,
+		PipelineMultiplex:     -1, // one connection per node, so one invalidation stream per node
+		CacheSizeEachConn:     1 << 16,
+		ConnWriteTimeout:      o.ConnTimeout,
+		Dialer:                net.Dialer{Timeout: o.DialTimeout, KeepAlive: max(o.ConnTimeout/4, 100*time.Millisecond)},
+		BlockingPipeline:      1 << 20,
+		ClusterOption:         rueidis.ClusterOption{ShardsRefreshInterval: o.TopologyInterval},
+	})
 }
 
 func (s *Store) closeEngines() {
