@@ -28,7 +28,11 @@ func (v *verifier) trace(w io.Writer) {
 		case op.Status == Failed:
 			fmt.Fprintf(w, " (%s)", op.Reason)
 		case op.Status == Acked:
-			fmt.Fprintf(w, " -> version %d, evicted %v, count %d, must survive %v", op.Version, op.Evicted, op.Count, v.guaranteed(op))
+			ver := op.Version
+			if op.Kind == Create {
+				ver = 1 // a creation's acknowledgement does not repeat it
+			}
+			fmt.Fprintf(w, " -> version %d, evicted %v, count %d, must survive %v", ver, op.Evicted, op.Count, v.guaranteed(op))
 		}
 		fmt.Fprintln(w)
 	}
