@@ -76,12 +76,13 @@ func (e *Engine) RotateWith(ctx context.Context, id string, o RotateOptions) (se
 		tx := new(txn).init(txnRotate, now)
 		tx.add(change{si: i1, h: h, old: r, alias: alias, disk: e.diskKey(r)})
 		tx.add(change{si: i2, h: nh, new: nr, disk: disk})
+		err = nil
 		if owner != r.UserID() {
-			if err := e.addEvictions(tx, owner, overage{}, nk); err != nil {
-				return Session{}, err
-			}
+			err = e.addEvictions(tx, owner, overage{}, nk)
 		}
-		err = e.commit(ctx, tx)
+		if err == nil {
+			err = e.commit(ctx, tx)
+		}
 		switch {
 		case err == nil:
 			return makeSession(e.tokenOf(nk), nr, nr.LastAccess()), nil

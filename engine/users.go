@@ -105,6 +105,43 @@ func (x *userIndex) list(user string) []userKey {
 	return keys
 }
 
+// userRec is one of a user's sessions as the index led to it.
+type userRec struct {
+	si int
+	h  uint64
+	r  shard.Rec
+}
+
+// userRecs returns user's sessions: what the index lists, looked up in
+// their shards. The index and the shards change together under the
+// shard's lock, but this reads them without it: a listed session may be
+// moving just then (a recovered one re-keyed on first use, a write
+// applying itself), found under neither its old key nor, in this listing,
+// its new one. Then it lists again, so that a session live throughout is
+// never left out. After maxAttempts such passes (writes without end on the
+// user's sessions) it returns the last one and false.
+func (e *Engine) userRecs(user string) ([]userRec, bool) {
+	var out []userRec
+	for attempt := 0; attempt < maxAttempts; attempt++ {
+		out = out[:0]
+		moving := false
+		for _, uk := range e.users.list(user) {
+			h := shard.Hash(&uk.key)
+			r := e.shards[uk.shard].Lookup(&uk.key, h)
+			if r.IsZero() || r.UserID() != user {
+				moving = true
+				break
+			}
+			out = append(out, userRec{uk.shard, h, r})
+		}
+		if !moving {
+			return out, true
+		}
+		runtime.Gosched()
+	}
+	return out, false
+}
+
 // count returns how many sessions the user has.
 func (x *userIndex) count(user string) int {
 	st := x.stripe(user)
@@ -208,34 +245,22 @@ func (e *Engine) revoke(ctx context.Context, user string, doom func(Handle) bool
 	// change the user's sessions; each pass waits for them, so the loop
 	// ends once they have.
 	for attempt := 0; ; attempt++ {
-		if attempt >= maxAttempts {
-			return total, fmt.Errorf("sesscache: revoking: gave up after %d attempts", attempt)
+		recs, settled := e.userRecs(user)
+		if !settled || attempt >= maxAttempts {
+			return total, fmt.Errorf("sesscache: revoking: gave up after %d attempts", attempt+1)
 		}
 		now := e.now()
 		tx := new(txn).init(txnRemove, now)
 		tx.durable = true
 		tx.exempt = user
-		moving := false
-		for _, uk := range e.users.list(user) {
-			h := shard.Hash(&uk.key)
-			r := e.shards[uk.shard].Lookup(&uk.key, h)
-			if r.IsZero() || r.UserID() != user {
-				// Listed but not (or no longer) in its shard: a write that
-				// passed commit's checks before the fence is applying
-				// itself right now. Look again once it is done.
-				moving = true
-				continue
-			}
+		for _, ur := range recs {
+			r := ur.r
 			if r.Deadline(r.LastAccess()) <= now || !doom(handleOf(r)) {
 				continue // expired sessions are not alive; the janitor takes them
 			}
-			tx.add(change{si: uk.shard, h: h, old: r, disk: e.diskKey(r), cause: EventRevoked, anyOld: true})
+			tx.add(change{si: ur.si, h: ur.h, old: r, disk: e.diskKey(r), cause: EventRevoked, anyOld: true})
 		}
 		if len(tx.list()) == 0 {
-			if moving {
-				runtime.Gosched()
-				continue
-			}
 			return total, nil
 		}
 		err := e.commit(ctx, tx)
@@ -259,13 +284,11 @@ func (e *Engine) UserSessions(ctx context.Context, user string) ([]Session, erro
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	recs, _ := e.userRecs(user)
 	now := e.now()
 	var out []Session
-	for _, uk := range e.users.list(user) {
-		r := e.shards[uk.shard].Lookup(&uk.key, shard.Hash(&uk.key))
-		if r.IsZero() || r.UserID() != user {
-			continue
-		}
+	for _, ur := range recs {
+		r := ur.r
 		la := r.LastAccess()
 		if r.Deadline(la) <= now {
 			continue
@@ -285,19 +308,20 @@ func (e *Engine) UserSessions(ctx context.Context, user string) ([]Session, erro
 func (e *Engine) addEvictions(tx *txn, user string, over overage, keep shard.Key) error {
 	freed := 0
 	if limit := e.opts.MaxSessionsPerUser; user != "" && limit > 0 {
+		recs, settled := e.userRecs(user)
+		if !settled {
+			return errStale // the caller tries again
+		}
 		now := e.now()
 		var mine []shard.Rec
 		var shards []int
-		for _, uk := range e.users.list(user) {
-			if uk.key == keep {
-				continue
-			}
-			r := e.shards[uk.shard].Lookup(&uk.key, shard.Hash(&uk.key))
-			if r.IsZero() || r.UserID() != user || r.Deadline(r.LastAccess()) <= now {
+		for _, ur := range recs {
+			r := ur.r
+			if r.Key() == keep || r.Deadline(r.LastAccess()) <= now {
 				continue // sessions past their deadline neither count nor are chosen
 			}
 			mine = append(mine, r)
-			shards = append(shards, uk.shard)
+			shards = append(shards, ur.si)
 		}
 		order := make([]int, len(mine))
 		for i := range order {

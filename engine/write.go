@@ -67,10 +67,10 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (s Session, err er
 		tx := new(txn).init(txnCreate, now)
 		_, si := e.shardOf(h)
 		tx.add(change{si: si, h: h, new: r, disk: disk, reserved: true})
-		if err := e.addEvictions(tx, o.UserID, over, k); err != nil {
-			return Session{}, err
+		err := e.addEvictions(tx, o.UserID, over, k)
+		if err == nil {
+			err = e.commit(ctx, tx)
 		}
-		err := e.commit(ctx, tx)
 		switch {
 		case err == nil:
 			return makeSession(e.tokenOf(k), r, now), nil
