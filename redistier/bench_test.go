@@ -40,6 +40,7 @@ func heldSessions(b *testing.B, s *Store, n int, o engine.CreateOptions) []strin
 		}
 		ids[i] = sess.ID()
 	}
+	settled(b, s, uint64(n)) // the creations' own invalidations
 	for _, id := range ids {
 		for try := 0; ; try++ {
 			s.Find(ctx, id, nil) //nolint:errcheck

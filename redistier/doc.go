@@ -110,7 +110,10 @@
 // asked for, but Redis 7 credits a script's writes to the script rather
 // than the connection, so an instance also receives its own writes'
 // invalidations and drops its own copy: the first lookup after a write on
-// the writing instance is a round trip.
+// the writing instance is a round trip. In a Cluster, a replica to which
+// the client is connected (it asks replicas for the slot map too) pushes
+// the changes it replicates as well: duplicates, which cost at most a
+// miss.
 //
 // The race between a read and an invalidation (B misses and sends a read,
 // A changes the session, B handles the invalidation before it stores the

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -163,6 +164,16 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 		s.client.Close()
 		s.closeEngines()
 		return nil, s.fail(ctx, err)
+	}
+	if s.cluster {
+		// A connection to every master now, each tracked from its first
+		// command: every change anywhere reaches this instance from the
+		// start, whichever nodes its reads go to.
+		if _, err := s.slotLayout(ctx); err != nil {
+			s.client.Close()
+			s.closeEngines()
+			return nil, s.fail(ctx, err)
+		}
 	}
 	s.wg.Add(2)
 	go s.flusher()
@@ -428,13 +439,15 @@ func (s *Store) watchdog() {
 	}
 }
 
-// slotLayout returns the Cluster's slot ranges and their masters as text.
+// slotLayout returns the Cluster's slot ranges and their masters as text,
+// and makes sure this instance has a (tracked) connection to each master.
 func (s *Store) slotLayout(ctx context.Context) (string, error) {
 	res, err := s.client.Do(ctx, s.client.B().ClusterSlots().Build()).ToArray()
 	if err != nil {
 		return "", err
 	}
 	var b []byte
+	masters := map[string]bool{}
 	for _, r := range res {
 		e, err := r.ToArray()
 		if err != nil || len(e) < 3 {
@@ -449,6 +462,16 @@ func (s *Store) slotLayout(ctx context.Context) (string, error) {
 		host, _ := m[0].ToString()
 		port, _ := m[1].AsInt64()
 		b = fmt.Appendf(b, "%d-%d=%s:%d;", lo, hi, host, port)
+		masters[net.JoinHostPort(host, strconv.FormatInt(port, 10))] = true
+	}
+	nodes := s.client.Nodes()
+	for addr := range masters {
+		if n, ok := nodes[addr]; ok {
+			// A master that does not answer has no copies of ours to
+			// invalidate; its first answer will come on a tracked
+			// connection.
+			n.Do(ctx, n.B().Ping().Build()) //nolint:errcheck
+		}
 	}
 	// CLUSTER SLOTS lists ranges in no set order.
 	parts := strings.Split(string(b), ";")

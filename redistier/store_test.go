@@ -52,6 +52,7 @@ func TestCreateOnAReadOnB(t *testing.T) {
 		if got := mustFind(t, a, s.ID()); got.Version() != 1 || got.ID() != s.ID() {
 			t.Fatalf("A reads back %+v", got.State())
 		}
+		settled(t, b, 1) // the creation's invalidation, so that it cannot take B's copy later
 		got := mustFind(t, b, s.ID())
 		if string(got.Data()) != "hello" || got.UserID() != "alice" || got.Label() != "laptop" ||
 			got.Version() != 1 || got.Handle() != s.Handle() || got.ID() != s.ID() {
@@ -64,7 +65,10 @@ func TestCreateOnAReadOnB(t *testing.T) {
 		for range 100 {
 			mustFind(t, b, s.ID())
 		}
-		if st := b.Stats(); st.Reads != reads {
+		// In a Cluster, the replica of the session's master, to which B
+		// may be connected too, pushes the creation's invalidation again
+		// once it has replicated it: it may take B's copy once.
+		if st := b.Stats(); st.Reads > reads+1 {
 			t.Fatalf("B went to Redis %d times for a session it holds", st.Reads-reads)
 		}
 	})
@@ -437,6 +441,13 @@ func TestRotation(t *testing.T) {
 			t.Fatal("data lost in the login")
 		}
 	})
+}
+
+// settled waits until s has received n invalidations: those of writes
+// made so far, which would otherwise take copies made after them.
+func settled(t testing.TB, s *Store, n uint64) {
+	t.Helper()
+	eventually(t, 5*time.Second, "invalidations arrive", func() bool { return s.Stats().Invalidations >= n })
 }
 
 func mustFindFP(t *testing.T, s *Store, id string, fp []byte) engine.Session {
