@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -170,9 +169,6 @@ func (s *Store) stateOf(rk string, rest []rueidis.RedisMessage) (engine.SessionS
 	return st, nil
 }
 
-// graceMu serializes grace views, which borrow one engine.
-var graceMu sync.Mutex
-
 // graceView returns the read-only, anonymous view of the session an old
 // ID was rotated to (its handle is target), under the old ID. It records
 // no access and never learns, let alone returns, the new ID.
@@ -199,8 +195,8 @@ func (s *Store) graceView(ctx context.Context, id, target string) (engine.Sessio
 	}
 	bound := st.Fingerprint
 	st.Fingerprint = 0 // the caller checks the binding
-	graceMu.Lock()
-	defer graceMu.Unlock()
+	s.graceMu.Lock()
+	defer s.graceMu.Unlock()
 	g := s.grace
 	if _, err := g.PutReplica(id, st); err != nil {
 		return engine.Session{}, 0, s.viewErr(err)

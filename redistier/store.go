@@ -32,6 +32,7 @@ type Store struct {
 	local   *engine.Engine // this instance's copies
 	scratch *engine.Engine // views of sessions read but not kept
 	grace   *engine.Engine // views through an old ID within RotateGrace
+	graceMu sync.Mutex     // serializes grace views, which borrow grace
 	client  rueidis.Client
 	seal    *sealer
 
