@@ -123,7 +123,10 @@
 // a read notes the sequence before it is sent and keeps its reply only if
 // the sequence has not moved (else it returns the reply without keeping
 // it). A flush advances an epoch that every read checks the same way.
-// The instance's own writes advance the sequence too.
+// The instance's own writes advance the sequence too. Concurrent lookups
+// of one ID share one round trip, but only one that began after the last
+// change of its stripe, so a lookup that begins after a Delete returned
+// never gets an answer read before it.
 //
 // A lost connection loses its invalidations: rueidis reports it, and the
 // store drops every copy (with ServeStale: marks them unverified, serves

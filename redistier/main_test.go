@@ -93,9 +93,10 @@ func ours(stack string) bool {
 }
 
 // leftover returns the stacks of our goroutines still alive after a grace
-// period in which goroutines told to stop finish unwinding.
+// period in which goroutines told to stop finish unwinding (10 s: after a
+// topology change rueidis closes replaced connections 5 s later).
 func leftover() []string {
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for {
 		buf := make([]byte, 1<<22)
 		buf = buf[:runtime.Stack(buf, true)]

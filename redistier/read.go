@@ -65,24 +65,31 @@ func (s *Store) read(ctx context.Context, id string, h engine.Handle, fp []byte,
 
 // flight is one read of an ID that other readers of it wait for.
 type flight struct {
+	t     ticket // as the read began
 	done  chan struct{}
 	sess  engine.Session
 	bound uint64
 	err   error
 }
 
-// shared runs readOnce for id, or waits for the one under way.
+// shared runs readOnce for id, or waits for the one under way, if that
+// one began after the last change this instance knows of (an
+// invalidation, or its own write, of the handle's stripe): a read that
+// began before a Delete returned must not answer a Find that began after.
 func (s *Store) shared(ctx context.Context, id string, h engine.Handle) (engine.Session, uint64, error) {
 	for {
+		t := s.begin(h)
 		s.flightMu.Lock()
 		f := s.flights[id]
-		if f == nil {
-			f = &flight{done: make(chan struct{})}
+		if f == nil || f.t != t {
+			f = &flight{t: t, done: make(chan struct{})}
 			s.flights[id] = f
 			s.flightMu.Unlock()
-			f.sess, f.bound, f.err = s.readOnce(ctx, id, h)
+			f.sess, f.bound, f.err = s.readOnce(ctx, id, h, t)
 			s.flightMu.Lock()
-			delete(s.flights, id)
+			if s.flights[id] == f {
+				delete(s.flights, id)
+			}
 			s.flightMu.Unlock()
 			close(f.done)
 			return f.sess, f.bound, f.err
@@ -102,9 +109,8 @@ func (s *Store) shared(ctx context.Context, id string, h engine.Handle) (engine.
 
 // readOnce is one round trip for id: the session (kept as a copy if it
 // may be) and the fingerprint hash it is bound to, not yet checked.
-func (s *Store) readOnce(ctx context.Context, id string, h engine.Handle) (engine.Session, uint64, error) {
+func (s *Store) readOnce(ctx context.Context, id string, h engine.Handle, t ticket) (engine.Session, uint64, error) {
 	s.stats.reads.Add(1)
-	t := s.begin(h)
 	rk, ak := s.keyOf(kindRecord, h), s.keyOf(kindAccess, h)
 	now := s.local.Now()
 	res := scriptGet.Exec(ctx, s.client, []string{rk, ak}, s.args(now, strconv.FormatInt(s.touchMS, 10)))

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -457,4 +458,54 @@ func mustFindFP(t *testing.T, s *Store, id string, fp []byte) engine.Session {
 		t.Fatalf("Find: %v", err)
 	}
 	return sess
+}
+
+// TestReadYourDelete: on the instance that deleted a session, no lookup
+// that began after Delete returned finds it, however many lookups of it
+// were under way (their round trips began before, and a lookup may share
+// one only if nothing changed since it began). The window it guards is
+// narrow: this test catches gross regressions, not every interleaving.
+func TestReadYourDelete(t *testing.T) {
+	eachTopology(t, func(t *testing.T, tp topology) {
+		a, b := pair(t, tp, Options{})
+		for round := range 20 {
+			s := mustCreate(t, b, engine.CreateOptions{})
+			var wg sync.WaitGroup
+			var deleted atomic.Int64 // unix ns when Delete returned; 0 before
+			stop := make(chan struct{})
+			for range 8 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for {
+						select {
+						case <-stop:
+							return
+						default:
+						}
+						began := time.Now().UnixNano()
+						_, err := a.Find(ctx, s.ID(), nil)
+						if d := deleted.Load(); err == nil && d != 0 && began > d {
+							t.Errorf("round %d: a lookup that began after Delete returned found the session", round)
+							return
+						}
+					}
+				}()
+			}
+			eventually(t, 2*time.Second, "lookups find it", func() bool {
+				_, err := a.Find(ctx, s.ID(), nil)
+				return err == nil
+			})
+			if err := a.Delete(ctx, s.ID()); err != nil {
+				t.Fatal(err)
+			}
+			deleted.Store(time.Now().UnixNano())
+			eventually(t, 2*time.Second, "lookups refuse it", func() bool {
+				_, err := a.Find(ctx, s.ID(), nil)
+				return errors.Is(err, engine.ErrNotFound)
+			})
+			close(stop)
+			wg.Wait()
+		}
+	})
 }
