@@ -23,13 +23,19 @@ import (
 // (one round trip) and keeps a copy. It fails with ErrUnavailable rather
 // than serve a copy that may have been revoked (see Options.ServeStale).
 func (s *Store) Find(ctx context.Context, id string, fingerprint []byte) (engine.Session, error) {
-	if d := s.degradedSince.Load(); d == 0 || s.staleOK(d) {
-		sess, err := s.local.Find(ctx, id, fingerprint)
-		if err == nil {
+	if s.degradedSince.Load() == 0 {
+		if sess, err := s.local.Find(ctx, id, fingerprint); err == nil {
 			return sess, nil
 		}
-		if errors.Is(err, engine.ErrMalformedToken) {
-			return engine.Session{}, err
+	}
+	return s.find(ctx, id, fingerprint)
+}
+
+// find is Find past the fast path: a miss, or invalidations lost.
+func (s *Store) find(ctx context.Context, id string, fingerprint []byte) (engine.Session, error) {
+	if d := s.degradedSince.Load(); d != 0 && s.staleOK(d) {
+		if sess, err := s.local.Find(ctx, id, fingerprint); err == nil {
+			return sess, nil
 		}
 	}
 	if s.closed.Load() {

@@ -64,7 +64,8 @@ local function ttls(rk, ak, x, i, la, renew)
   local dl = math.min(x, la + i + slack)
   local pa = math.max(dl - now, 1)
   redis.call('SET', ak, la, 'PX', pa)
-  local pr = redis.call('PTTL', rk)
+  local pr = -1
+  if not renew then pr = redis.call('PTTL', rk) end
   if renew or pr < pa then
     pr = math.max(math.min(x - now, pa + i), 1)
     redis.call('PEXPIRE', rk, pr)
