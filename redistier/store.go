@@ -18,7 +18,14 @@ import (
 )
 
 // ErrUnavailable is what a call returns when Redis could not be reached
-// or did not answer: the error wraps it and the cause. A write that fails
+// or did not answer: the error wraps it and the cause.
+//
+// Errors the store makes start with "redistier:". Where the engine's
+// contract names an error (engine.ErrNotFound, ErrExpired, ErrRotated,
+// ErrVersionConflict, ErrMalformedToken, ErrClosed), the store returns
+// that very value, as the engine does, so that callers comparing with ==
+// or errors.Is see no difference; ErrTooLarge and ErrInvalid come wrapped
+// in a "redistier:" error that says which limit or argument. A write that fails
 // with it was applied whole or not at all (each is one script); a read
 // that fails with it found nothing it could trust.
 var ErrUnavailable = errors.New("redistier: Redis unavailable")

@@ -184,10 +184,12 @@ func TestErrors(t *testing.T) {
 	if _, err := a.Find(ctx, other, nil); !errors.Is(err, engine.ErrNotFound) {
 		t.Fatalf("unknown: %v", err)
 	}
-	if _, err := a.Create(ctx, engine.CreateOptions{Data: make([]byte, 101)}); !errors.Is(err, engine.ErrTooLarge) {
+	if _, err := a.Create(ctx, engine.CreateOptions{Data: make([]byte, 101)}); !errors.Is(err, engine.ErrTooLarge) ||
+		!strings.HasPrefix(err.Error(), "redistier: ") {
 		t.Fatalf("too large: %v", err)
 	}
-	if _, err := a.Create(ctx, engine.CreateOptions{IdleTimeout: -1}); !errors.Is(err, engine.ErrInvalid) {
+	if _, err := a.Create(ctx, engine.CreateOptions{IdleTimeout: -1}); !errors.Is(err, engine.ErrInvalid) ||
+		!strings.HasPrefix(err.Error(), "redistier: ") {
 		t.Fatalf("negative timeout: %v", err)
 	}
 	s := mustCreate(t, a, engine.CreateOptions{})
@@ -206,6 +208,17 @@ func TestErrors(t *testing.T) {
 	}
 	if _, err := a.Update(ctx, other, 0, func(engine.Session) ([]byte, error) { return nil, nil }); !errors.Is(err, engine.ErrNotFound) {
 		t.Fatalf("update of unknown: %v", err)
+	}
+	// No error holds a session ID.
+	for _, err := range []error{
+		func() error { _, err := a.Find(ctx, other, nil); return err }(),
+		func() error { _, err := a.RotateWith(ctx, other, engine.RotateOptions{UserID: "u"}); return err }(),
+		func() error { _, err := a.SetDeadline(ctx, s.ID(), time.Time{}); return err }(),
+		func() error { _, err := a.Update(ctx, s.ID(), 99, func(engine.Session) ([]byte, error) { return nil, nil }); return err }(),
+	} {
+		if err == nil || strings.Contains(err.Error(), other) || strings.Contains(err.Error(), s.ID()) {
+			t.Fatalf("error %v", err)
+		}
 	}
 	if _, err := New(ctx, Options{}); !errors.Is(err, engine.ErrInvalid) {
 		t.Fatalf("no address: %v", err)

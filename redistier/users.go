@@ -46,7 +46,7 @@ func (s *Store) revoke(ctx context.Context, user, mode string, h engine.Handle) 
 		return nil, engine.ErrClosed
 	}
 	if user == "" {
-		return nil, fmt.Errorf("%w: empty user ID", engine.ErrInvalid)
+		return nil, fmt.Errorf("redistier: %w: empty user ID", engine.ErrInvalid)
 	}
 	uh := s.ownerHash(user)
 	res := scriptRevoke.Exec(ctx, s.client, []string{s.keyOf(kindOwner, uh)},

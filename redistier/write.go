@@ -30,11 +30,11 @@ func (s *Store) checkSizes(user, label string, data []byte) error {
 	}
 	switch {
 	case len(data) > maxData:
-		return fmt.Errorf("%w: data is %d bytes, limit %d", engine.ErrTooLarge, len(data), maxData)
+		return fmt.Errorf("redistier: %w: data is %d bytes, limit %d", engine.ErrTooLarge, len(data), maxData)
 	case len(user) > maxUser:
-		return fmt.Errorf("%w: user ID is %d bytes, limit %d", engine.ErrTooLarge, len(user), maxUser)
+		return fmt.Errorf("redistier: %w: user ID is %d bytes, limit %d", engine.ErrTooLarge, len(user), maxUser)
 	case len(label) > maxLabel:
-		return fmt.Errorf("%w: label is %d bytes, limit %d", engine.ErrTooLarge, len(label), maxLabel)
+		return fmt.Errorf("redistier: %w: label is %d bytes, limit %d", engine.ErrTooLarge, len(label), maxLabel)
 	}
 	return nil
 }
@@ -53,7 +53,7 @@ func (s *Store) Create(ctx context.Context, o engine.CreateOptions) (engine.Sess
 		return engine.Session{}, err
 	}
 	if o.IdleTimeout < 0 || o.AbsoluteTimeout < 0 {
-		return engine.Session{}, fmt.Errorf("%w: negative timeout", engine.ErrInvalid)
+		return engine.Session{}, fmt.Errorf("redistier: %w: negative timeout", engine.ErrInvalid)
 	}
 	idle, abs := s.opts.Local.IdleTimeout, s.opts.Local.AbsoluteTimeout
 	if o.IdleTimeout > 0 {
@@ -100,7 +100,7 @@ func (s *Store) Create(ctx context.Context, o engine.CreateOptions) (engine.Sess
 			return engine.Session{}, errReply
 		}
 	}
-	return engine.Session{}, fmt.Errorf("%w: gave up after %d attempts", engine.ErrVersionConflict, maxAttempts)
+	return engine.Session{}, fmt.Errorf("redistier: %w: gave up after %d attempts", engine.ErrVersionConflict, maxAttempts)
 }
 
 // current returns the session under id for a write: this instance's copy
@@ -147,7 +147,7 @@ func (s *Store) SetDeadline(ctx context.Context, id string, t time.Time) (engine
 		if s.closed.Load() {
 			return engine.Session{}, engine.ErrClosed
 		}
-		return engine.Session{}, fmt.Errorf("%w: deadline not in the future", engine.ErrInvalid)
+		return engine.Session{}, fmt.Errorf("redistier: %w: deadline not in the future", engine.ErrInvalid)
 	}
 	return s.write(ctx, id, 0, func(_ engine.Session, st *engine.SessionState) error {
 		st.AbsoluteExpiry = t
@@ -217,7 +217,7 @@ func (s *Store) write(ctx context.Context, id string, version uint64, change fun
 			return engine.Session{}, errReply
 		}
 	}
-	return engine.Session{}, fmt.Errorf("%w: gave up after %d attempts", engine.ErrVersionConflict, maxAttempts)
+	return engine.Session{}, fmt.Errorf("redistier: %w: gave up after %d attempts", engine.ErrVersionConflict, maxAttempts)
 }
 
 // Delete ends the session: a logout. It returns nil whether or not there
@@ -382,7 +382,7 @@ func (s *Store) RotateWith(ctx context.Context, id string, o engine.RotateOption
 			return engine.Session{}, writeErr(kind)
 		}
 	}
-	return engine.Session{}, fmt.Errorf("%w: gave up after %d attempts", engine.ErrVersionConflict, maxAttempts)
+	return engine.Session{}, fmt.Errorf("redistier: %w: gave up after %d attempts", engine.ErrVersionConflict, maxAttempts)
 }
 
 // undo deletes the record a cross-slot login placed and could not commit.
