@@ -522,3 +522,27 @@ func TestReadYourDelete(t *testing.T) {
 		}
 	})
 }
+
+// TestThreeInstances: a session created on A is read on B and C; C logs
+// its user out everywhere, and A and B refuse it.
+func TestThreeInstances(t *testing.T) {
+	eachTopology(t, func(t *testing.T, tp topology) {
+		opts := Options{KeyPrefix: freshPrefix()}
+		a, b, c := open(t, tp, opts), open(t, tp, opts), open(t, tp, opts)
+		s := mustCreate(t, a, engine.CreateOptions{UserID: "ivy", Data: []byte("x")})
+		for _, st := range []*Store{a, b, c} {
+			if got := mustFind(t, st, s.ID()); got.UserID() != "ivy" {
+				t.Fatalf("read %q", got.UserID())
+			}
+		}
+		if n, err := c.RevokeUser(ctx, "ivy"); err != nil || n != 1 {
+			t.Fatalf("RevokeUser: %d %v", n, err)
+		}
+		for _, st := range []*Store{c, a, b} {
+			eventually(t, 2*time.Second, "the revoked session is refused", func() bool {
+				_, err := st.Find(ctx, s.ID(), nil)
+				return errors.Is(err, engine.ErrNotFound)
+			})
+		}
+	})
+}

@@ -60,6 +60,7 @@ pick_base() {
 start_node() {
   local dir=$1 port=$2
   shift 2
+  if port_busy "$port"; then die "port $port is in use"; fi
   local ndir=$dir/$port
   mkdir -p "$ndir"
   : >"$ndir/args"
@@ -130,7 +131,8 @@ start_all() {
   dir=$(mktemp -d /tmp/redistier.XXXXXX)
   base=$(pick_base)
   sp=$base
-  trap 'stop_dir "$dir"' ERR
+  # Whatever fails from here (die exits) stops what was started.
+  trap 'stop_dir "$dir"' EXIT
   start_node "$dir" "$sp"
   local -a cports=() addrs=()
   for i in 1 2 3 4 5 6; do
@@ -141,10 +143,10 @@ start_all() {
     addrs+=("127.0.0.1:$p")
   done
   redis-cli --cluster create "${addrs[@]}" --cluster-replicas 1 --cluster-yes >"$dir/create.log" 2>&1 ||
-    { stop_dir "$dir"; die "redis-cli --cluster create failed: $(tail -5 "$dir/create.log")"; }
+    die "redis-cli --cluster create failed: $(tail -5 "$dir/create.log")"
   for i in $(seq 1 600); do
     if cluster_ok "${cports[@]}" && replicas_synced "${cports[@]}"; then break; fi
-    [ "$i" = 600 ] && { stop_dir "$dir"; die "cluster did not reach cluster_state:ok"; }
+    [ "$i" = 600 ] && die "cluster did not reach cluster_state:ok"
     sleep 0.1
   done
   if [ -n "$parent" ]; then
@@ -156,6 +158,7 @@ start_all() {
     ) </dev/null >/dev/null 2>&1 &
     echo $! >"$dir/watchdog.pid"
   fi
+  trap - EXIT
   local joined
   joined=$(IFS=,; echo "${addrs[*]}")
   echo "REDISTIER_STANDALONE=127.0.0.1:$sp"
