@@ -214,7 +214,10 @@ func TestErrors(t *testing.T) {
 		func() error { _, err := a.Find(ctx, other, nil); return err }(),
 		func() error { _, err := a.RotateWith(ctx, other, engine.RotateOptions{UserID: "u"}); return err }(),
 		func() error { _, err := a.SetDeadline(ctx, s.ID(), time.Time{}); return err }(),
-		func() error { _, err := a.Update(ctx, s.ID(), 99, func(engine.Session) ([]byte, error) { return nil, nil }); return err }(),
+		func() error {
+			_, err := a.Update(ctx, s.ID(), 99, func(engine.Session) ([]byte, error) { return nil, nil })
+			return err
+		}(),
 	} {
 		if err == nil || strings.Contains(err.Error(), other) || strings.Contains(err.Error(), s.ID()) {
 			t.Fatalf("error %v", err)
