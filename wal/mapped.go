@@ -201,42 +201,50 @@ func (l *Log) mappedFlusher() {
 		targetBytes := l.appendedBytes.Load()
 		l.mu.Unlock()
 
-		err := l.finish(retired)
-		if err == nil && named {
-			err = l.fsys.SyncDir(l.dir)
-			if err == nil && l.opts.OnSegment != nil {
-				l.opts.OnSegment(cur.first)
-			}
-		}
-		if err != nil {
+		if err := l.finish(retired); err != nil {
 			l.fail(err)
 			continue
 		}
-		covered := cur.first - 1 // what the finished segments hold
-		if target > l.durableLSN.Load() && (l.opts.Sync == SyncAlways || syncReq > l.durableLSN.Load()) {
+		// A new segment's header is in its mapping only: it is fsynced
+		// before the segment's name is made durable, so that no crash
+		// leaves the name without the header.
+		durable := l.durableLSN.Load()
+		fsync := named || (target > durable && (l.opts.Sync == SyncAlways || syncReq > durable))
+		var d time.Duration
+		if fsync {
 			start := time.Now()
 			if err := cur.f.Sync(); err != nil {
 				l.fail(fmt.Errorf("fsync %s: %w", segmentName(cur.first), err))
 				continue
 			}
-			d := time.Since(start)
+			d = time.Since(start)
 			l.fsyncs.Add(1)
 			if l.opts.OnFsync != nil {
 				l.opts.OnFsync(d)
 			}
-			if l.opts.OnWrite != nil && target > synced {
-				l.opts.OnWrite(target-synced, int(targetBytes-syncedBytes))
+		}
+		if named {
+			if err := l.fsys.SyncDir(l.dir); err != nil {
+				l.fail(fmt.Errorf("sync %s: %w", l.dir, err))
+				continue
 			}
-			synced, syncedBytes = target, targetBytes
-			covered = target
-			l.advanceDurable(covered)
-			l.notifyAndRegroup(d)
+			if l.opts.OnSegment != nil {
+				l.opts.OnSegment(cur.first)
+			}
+		}
+		if !fsync {
+			if covered := cur.first - 1; covered > durable { // what the finished segments hold
+				l.advanceDurable(covered)
+				l.notify()
+			}
 			continue
 		}
-		if covered > l.durableLSN.Load() {
-			l.advanceDurable(covered)
-			l.notify()
+		if l.opts.OnWrite != nil && target > synced {
+			l.opts.OnWrite(target-synced, int(targetBytes-syncedBytes))
 		}
+		synced, syncedBytes = target, targetBytes
+		l.advanceDurable(target)
+		l.notifyAndRegroup(d)
 	}
 }
 

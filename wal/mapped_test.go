@@ -5,11 +5,13 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sesscache/sesscache/wal"
+	"github.com/sesscache/sesscache/wal/waltest"
 )
 
 // TestMappedAndWrittenSegmentsAreTheSameBytes: mapped segments are the
@@ -78,4 +80,45 @@ func TestMappedRecordsSurviveTheProcess(t *testing.T) {
 		assert.Equal(t, recs[i], got[i])
 	}
 	require.NoError(t, l.Close())
+}
+
+// TestMappedPowerCut: with a simulated mapping, a power cut keeps exactly
+// what an fsync covered: every record acknowledged under SyncAlways, and
+// under SyncEverySecond at least what the last Sync covered (the rest may
+// go, as the policy allows), always a prefix of the log.
+func TestMappedPowerCut(t *testing.T) {
+	wal.VerifyNoLeaks(t)
+	for _, policy := range []wal.SyncPolicy{wal.SyncAlways, wal.SyncEverySecond} {
+		t.Run(policy.String(), func(t *testing.T) {
+			dir := t.TempDir()
+			fsys := &waltest.FS{Mappable: true, NeedDirSync: true}
+			l, _, _ := openLog(t, dir, wal.Options{Sync: policy, SegmentSize: 8 << 10, SyncInterval: time.Hour, FS: fsys}, 0)
+			require.True(t, l.Mapped())
+			recs := randomRecords(11, 200)
+			var p wal.Pending
+			for i, r := range recs {
+				require.NoError(t, p.Encode(&r))
+				lsn, err := l.Append(&p)
+				require.NoError(t, err)
+				require.NoError(t, l.Wait(lsn))
+				if i == 120 {
+					require.NoError(t, l.Sync())
+				}
+			}
+			require.NoError(t, fsys.PowerCut())
+			_ = l.Close() // the power is off
+			_, got, err := replayAll(t, dir, wal.Options{}, 0)
+			require.NoError(t, err)
+			if policy == wal.SyncAlways {
+				require.Len(t, got, len(recs), "every acknowledged record")
+			} else {
+				require.GreaterOrEqual(t, len(got), 121, "what the Sync covered")
+				require.Less(t, len(got), len(recs), "what no fsync covered is gone")
+			}
+			for i := range got {
+				recs[i].LSN = uint64(i + 1)
+				require.Equal(t, recs[i], got[i], "a prefix of the log")
+			}
+		})
+	}
 }

@@ -50,6 +50,9 @@ func replay(fsys FS, dir string, opts Options, logger *slog.Logger, from uint64,
 			defer opts.OnSkip(segmentName(x)) // after what is there: nothing follows it
 		}
 	}
+	if segs, err = r.trimHeadlessTail(segs); err != nil {
+		return replayResult{info: r.info}, err
+	}
 	kept := make([]segInfo, 0, len(segs))
 	for i := range segs {
 		s := segs[i]
@@ -78,6 +81,63 @@ func replay(fsys FS, dir string, opts Options, logger *slog.Logger, from uint64,
 	r.info.LastLSN = res.lastLSN
 	res.info, res.segs = r.info, kept
 	return res, nil
+}
+
+// trimHeadlessTail removes the run of segments at the end of the log that
+// hold nothing: no valid header and no valid frame. A power cut leaves them
+// when segments were named durably but their contents were not (a mapped
+// segment's header is in the page cache until the segment's first fsync):
+// they carry no record, and are torn creations, like a last segment cut
+// short as it was made. Only the tail is trimmed: a headless segment with
+// data after it is damage.
+func (r *replayer) trimHeadlessTail(segs []segInfo) ([]segInfo, error) {
+	for len(segs) > 1 {
+		s := segs[len(segs)-1]
+		name := segmentName(s.first)
+		path := filepath.Join(r.dir, name)
+		f, err := r.fsys.OpenFile(path, os.O_RDONLY, 0)
+		if err != nil {
+			return nil, fmt.Errorf("wal: %w", err)
+		}
+		empty, end, err := r.headlessAndEmpty(f, s.first)
+		_ = f.Close() // read-only
+		if err != nil {
+			return nil, fmt.Errorf("wal: read %s: %w", name, err)
+		}
+		if !empty {
+			return segs, nil
+		}
+		if err := r.fsys.Remove(path); err != nil {
+			return nil, fmt.Errorf("wal: remove torn segment: %w", err)
+		}
+		r.info.TornBytes += end
+		r.logger.Warn("wal: removed a segment that a crash left without its header or any record",
+			slog.String("file", name), slog.Int64("bytes", end))
+		segs = segs[:len(segs)-1]
+	}
+	return segs, nil
+}
+
+// headlessAndEmpty reports whether the segment open in f, named first, has
+// no valid header and no valid frame, and where its non-zero bytes end.
+func (r *replayer) headlessAndEmpty(f File, first uint64) (bool, int64, error) {
+	sr := &r.sr
+	if err := sr.reset(f); err != nil {
+		return false, 0, err
+	}
+	header, err := sr.at(0, segmentHeaderSize)
+	if err != nil {
+		return false, 0, err
+	}
+	if reason, err := checkSegmentHeader(header, first); err != nil || reason == "" {
+		return false, 0, nil // a header, or another version: not ours to trim
+	}
+	end, err := sr.dataEnd(0)
+	if err != nil {
+		return false, 0, err
+	}
+	valid, err := sr.validFrameAfter(0, end)
+	return !valid, end, err
 }
 
 // segment replays one segment file, updating s.bytes to its valid length.

@@ -206,8 +206,8 @@ type pipeline struct {
 	size   int64
 	mapped bool
 	ready  chan spare
-	stop  chan struct{}
-	done  chan struct{}
+	stop   chan struct{}
+	done   chan struct{}
 }
 
 func startPipeline(fsys FS, dir string, size int64, mapped bool) *pipeline {
@@ -216,9 +216,9 @@ func startPipeline(fsys FS, dir string, size int64, mapped bool) *pipeline {
 		dir:    dir,
 		size:   size,
 		mapped: mapped,
-		ready: make(chan spare),
-		stop:  make(chan struct{}),
-		done:  make(chan struct{}),
+		ready:  make(chan spare),
+		stop:   make(chan struct{}),
+		done:   make(chan struct{}),
 	}
 	go p.run()
 	return p

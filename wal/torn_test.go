@@ -194,3 +194,38 @@ func TestZeroFilledTailIsTheEnd(t *testing.T) {
 	assert.Equal(t, src.recs[:len(src.recs)-1], got)
 	assert.EqualValues(t, nonzeroLen(data[src.offs[3]:mid]), info.TornBytes)
 }
+
+// TestHeadlessTailSegmentsAreTorn: a power cut can leave segments whose
+// names were durable but not their contents (a mapped segment's header is
+// in the page cache until its first fsync): zero-filled files at the end of
+// the log, holding no record. Open removes them as torn creations; a
+// headless segment with a valid one after it is damage.
+func TestHeadlessTailSegmentsAreTorn(t *testing.T) {
+	wal.VerifyNoLeaks(t)
+	dir := t.TempDir()
+	l, _, _ := openLog(t, dir, wal.Options{Sync: wal.SyncAlways}, 0)
+	for i := range 10 {
+		appendWait(t, l, smallRecord(i))
+	}
+	require.NoError(t, l.Close())
+	for _, first := range []uint64{11, 12} {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, wal.SegmentName(first)), make([]byte, 8192), 0o600))
+	}
+	info, got, err := replayAll(t, dir, wal.Options{}, 0)
+	require.NoError(t, err)
+	assert.Len(t, got, 10)
+	assert.Equal(t, []string{wal.SegmentName(1)}, segmentFiles(t, dir), "both headless segments removed")
+	assert.Zero(t, info.TornBytes, "all zeros: nothing torn but the files")
+
+	// A headless segment followed by one with records is damage.
+	require.NoError(t, os.WriteFile(filepath.Join(dir, wal.SegmentName(11)), make([]byte, 8192), 0o600))
+	other := t.TempDir()
+	l, _, _ = openLog(t, other, wal.Options{}, 11) // its first segment holds LSN 12 on
+	appendWait(t, l, smallRecord(0))
+	require.NoError(t, l.Close())
+	b, err := os.ReadFile(filepath.Join(other, wal.SegmentName(12)))
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, wal.SegmentName(12)), b, 0o600))
+	_, _, err = replayAll(t, dir, wal.Options{}, 0)
+	assert.ErrorIs(t, err, wal.ErrCorrupt)
+}

@@ -78,6 +78,11 @@ type FS struct {
 	// (MkdirAll) still count as durable at once, as do truncation and
 	// preallocation. Set it before the FS is used.
 	NeedDirSync bool
+	// Mappable lets the log map its segments (wal.Mapper) through f, with
+	// the mapping simulated so that a crash loses what no fsync covered
+	// (see mapped.go). Off, the log writes its segments with write calls,
+	// which is what write faults (FaultWrite) need.
+	Mappable bool
 
 	// inflight is held shared by every change while it reaches the disk,
 	// and exclusively by PowerCut, so that no change lands after the cut.
@@ -550,6 +555,7 @@ type file struct {
 	fs   *FS
 	st   *fileState
 	base wal.File
+	m    *mapping // its simulated mapping, if mapped; guarded by fs.mu
 }
 
 // path returns the file's current name.
@@ -611,6 +617,15 @@ func (w *file) writeAt(b []byte, off int64) (int, error) {
 func (w *file) Sync() error {
 	if w.fs.BeforeSync != nil {
 		if err := w.fs.BeforeSync(w.path()); err != nil {
+			return err
+		}
+	}
+	w.fs.mu.Lock()
+	m := w.m
+	w.fs.mu.Unlock()
+	if m != nil {
+		// A mapped file's stores reach it when it is fsynced.
+		if err := m.writeBack(); err != nil {
 			return err
 		}
 	}
