@@ -62,7 +62,7 @@ func RunChild(ctx context.Context, c Config, stdin io.Reader, stdout io.Writer, 
 		}
 	}()
 	if c.PowerCut {
-		fsys := &waltest.FS{NeedDirSync: true}
+		fsys := &waltest.FS{NeedDirSync: true, Mappable: c.Mapped}
 		opts.FS = fsys
 		requests, die := c.cut, c.die
 		if requests == nil {

@@ -42,6 +42,10 @@ type Config struct {
 	// makes SIGUSR1 cut its power: the child reports P, calls PowerCut and
 	// kills itself with SIGKILL, so that what was not fsynced is gone.
 	PowerCut bool `json:"power_cut"`
+	// Mapped lets the log map its segments under a power cut (waltest.FS
+	// with Mappable: stores reach the file at fsync), instead of writing
+	// them; without a power cut the log maps them wherever it can.
+	Mapped bool `json:"mapped"`
 	// Mix weighs the writers' operations.
 	Mix Mix `json:"mix"`
 	// Hot is how many sessions the contended updates share.
@@ -214,7 +218,7 @@ type Schedule struct {
 	openTime time.Duration
 	// due accumulates the shares above, so that a share of cycles is
 	// exactly that, spread evenly, whatever the seed.
-	due [4]float64
+	due [5]float64
 }
 
 // every reports whether this cycle is one of share's, counting with
@@ -232,7 +236,7 @@ func (s *Schedule) every(i int, share float64) bool {
 func NewSchedule(base Config, seed uint64) *Schedule {
 	// Different phases, so that the shares do not pick the same cycles.
 	return &Schedule{Base: base, MaxAcks: 150, LossWindow: DefaultLossWindow, r: rand.New(rand.NewPCG(seed, 3)),
-		due: [4]float64{0.5, 0.3, 0.1, 0.7}}
+		due: [5]float64{0.5, 0.3, 0.1, 0.7, 0.2}}
 }
 
 // DefaultLossWindow is SyncEverySecond's interval plus a second for a slow
@@ -254,6 +258,8 @@ func (s *Schedule) Next(last *Run) Plan {
 		c.RotateGrace = 0
 	}
 	c.PowerCut = s.every(1, s.PowerCut)
+	// Half of the power cuts on mapped segments, half on written ones.
+	c.Mapped = c.PowerCut && s.every(4, 0.5)
 	p := Plan{Config: c, KillAfter: 5 + s.r.IntN(max(1, s.MaxAcks-4)), LossWindow: s.LossWindow}
 	if s.every(0, s.InOpen) {
 		open := s.openTime

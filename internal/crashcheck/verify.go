@@ -55,7 +55,9 @@ type Verdict struct {
 	// KilledInOpen says the child died before its engine was open;
 	// PowerCut that it cut the power first.
 	KilledInOpen, PowerCut bool
-	Problems               []string
+	// MappedCut says the power cut hit a log on mapped segments.
+	MappedCut bool
+	Problems  []string
 }
 
 func (v *Verdict) problem(format string, args ...any) {
@@ -96,7 +98,8 @@ func (m *Model) Verify(dir string, run *Run, opts VerifyOptions) (Verdict, error
 		m.live = map[int]*entry{}
 	}
 	v := &verifier{m: m, run: run, cfg: run.Plan.Config, opts: opts,
-		verdict: Verdict{ByKind: map[Kind]int{}, Snapshots: run.Snapshots, KilledInOpen: !run.Ready, PowerCut: run.Cut}}
+		verdict: Verdict{ByKind: map[Kind]int{}, Snapshots: run.Snapshots, KilledInOpen: !run.Ready, PowerCut: run.Cut,
+			MappedCut: run.Cut && run.Plan.Config.Mapped}}
 	if err := v.simulate(); err != nil {
 		return v.verdict, err
 	}
@@ -477,6 +480,7 @@ type Totals struct {
 	Checked, Lost, Problems int
 	FromSnapshot, Fallbacks int
 	KilledInOpen, PowerCuts int
+	MappedCuts              int // power cuts on mapped segments
 	Snapshots               int
 }
 
@@ -500,7 +504,7 @@ func (t *Totals) Add(v Verdict) {
 	for _, c := range []struct {
 		ok bool
 		n  *int
-	}{{v.FromSnapshot, &t.FromSnapshot}, {v.Fallback, &t.Fallbacks}, {v.KilledInOpen, &t.KilledInOpen}, {v.PowerCut, &t.PowerCuts}} {
+	}{{v.FromSnapshot, &t.FromSnapshot}, {v.Fallback, &t.Fallbacks}, {v.KilledInOpen, &t.KilledInOpen}, {v.PowerCut, &t.PowerCuts}, {v.MappedCut, &t.MappedCuts}} {
 		if c.ok {
 			*c.n++
 		}
@@ -516,9 +520,9 @@ func (t Totals) Summary() string {
 	for _, k := range Kinds {
 		kinds = append(kinds, fmt.Sprintf("%s %d", k, t.ByKind[k]))
 	}
-	return fmt.Sprintf("%d cycles (%d killed inside Open, %d power cuts; %d recovered from a snapshot, %d fallbacks to the older one checked); "+
+	return fmt.Sprintf("%d cycles (%d killed inside Open, %d power cuts, %d of them on mapped segments; %d recovered from a snapshot, %d fallbacks to the older one checked); "+
 		"%d acknowledged operations checked (%s), %d updates failed as they may; %d in flight at the kill, %d of them multi-session; "+
 		"%d snapshots taken; %d lost, %d problems",
-		t.Cycles, t.KilledInOpen, t.PowerCuts, t.FromSnapshot, t.Fallbacks,
+		t.Cycles, t.KilledInOpen, t.PowerCuts, t.MappedCuts, t.FromSnapshot, t.Fallbacks,
 		t.Acked, strings.Join(kinds, ", "), t.Failed, t.InFlight, t.MultiInFlight, t.Snapshots, t.Lost, t.Problems)
 }
