@@ -457,3 +457,71 @@ func TestCloseStopsGoroutines(t *testing.T) {
 		t.Fatalf("%d goroutines outlived Close:\n%s", len(left), strings.Join(left, "\n\n"))
 	}
 }
+
+// TestLoginAcrossSlotsUndoes: a login that moves an anonymous session into
+// its owner's slot places the new record first and commits by a
+// compare-and-swap on the old one. When that fails (A's copy was behind a
+// write on B), the placed record is deleted again, and the retry, against
+// Redis, moves the newest data: no orphan, nothing half-applied.
+func TestLoginAcrossSlotsUndoes(t *testing.T) {
+	eachTopology(t, func(t *testing.T, tp topology) {
+		a, b := pair(t, tp, Options{})
+		s := mustCreate(t, a, engine.CreateOptions{Data: []byte("v1")})
+		user := ""
+		for i := 0; user == ""; i++ {
+			if u := "user-" + strconv.Itoa(i); a.ownerHash(u)[0] != s.Handle()[0] {
+				user = u // an owner in another slot than the session
+			}
+		}
+		old, err := a.read(ctx, s.ID(), s.Handle(), nil, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.Update(ctx, s.ID(), 1, func(engine.Session) ([]byte, error) { return []byte("v2"), nil }); err != nil {
+			t.Fatal(err)
+		}
+		// Put A's copy back at version 1, as if B's invalidation were late.
+		settled(t, a, 2)
+		st := old.State()
+		sh := a.shardOf(s.Handle())
+		sh.mu.Lock()
+		a.local.DropReplica(s.ID())
+		if _, err := a.local.PutReplica(s.ID(), st); err != nil {
+			t.Fatal(err)
+		}
+		sh.ids[s.Handle()] = s.ID()
+		sh.mu.Unlock()
+		if got, _ := a.local.Find(ctx, s.ID(), nil); got.Version() != 1 {
+			t.Fatal("A's copy is not behind")
+		}
+
+		undos := a.stats.undos.Load()
+		l, err := a.RotateWith(ctx, s.ID(), engine.RotateOptions{UserID: user})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.stats.undos.Load() != undos+1 {
+			t.Fatal("the first attempt was not undone: A's copy was not used")
+		}
+		if string(l.Data()) != "v2" || l.Version() != 3 || l.UserID() != user {
+			t.Fatalf("login moved %q at version %d", l.Data(), l.Version())
+		}
+		list, err := b.UserSessions(ctx, user)
+		if err != nil || len(list) != 1 || list[0].Handle() != l.Handle() {
+			t.Fatalf("the owner lists %d sessions (%v)", len(list), err)
+		}
+		records := 0
+		for k := range everything(t, admin(t, tp), a.prefix+"s:") {
+			records++
+			if k != a.keyOf(kindRecord, l.Handle()) {
+				t.Fatalf("a record left behind")
+			}
+		}
+		if records != 1 {
+			t.Fatalf("%d records", records)
+		}
+		if _, err := b.Find(ctx, s.ID(), nil); !errors.Is(err, engine.ErrNotFound) {
+			t.Fatalf("the anonymous ID after the login: %v", err)
+		}
+	})
+}

@@ -34,6 +34,7 @@ type counters struct {
 	invalidations, flushes             atomic.Uint64
 	touches, touchBatches, touchErrors atomic.Uint64
 	unavailable                        atomic.Uint64
+	undos                              atomic.Uint64 // cross-slot logins rolled back (for tests)
 }
 
 // Stats returns the store's counters.

@@ -388,6 +388,7 @@ func (s *Store) RotateWith(ctx context.Context, id string, o engine.RotateOption
 // undo deletes the record a cross-slot login placed and could not commit.
 // Best effort: if Redis does not answer, the orphan expires unused.
 func (s *Store) undo(nh engine.Handle) {
+	s.stats.undos.Add(1)
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.ConnTimeout)
 	defer cancel()
 	scriptDelete.Exec(ctx, s.client, []string{s.keyOf(kindRecord, nh), s.keyOf(kindAccess, nh)},
