@@ -82,7 +82,7 @@ func (e *Engine) NewID() string { return e.tokenOf(shard.Key(token.New())) }
 // PutReplica places a copy of the session with token id and state st, as
 // the shared store holds it, unless the engine holds that session at st's
 // version or a newer one already (an older copy never replaces a newer
-// one). It returns the session as stored, or ErrMalformedToken, ErrInvalid
+// one; the same version only moves the last access on). It returns the session as stored, or ErrMalformedToken, ErrInvalid
 // (a persistent engine; or a state past its deadline), ErrTooLarge or
 // ErrClosed. Only the shared store's own writes may call it; an ID that
 // came from a client must never reach it.
@@ -124,7 +124,13 @@ func (e *Engine) PutReplica(id string, st SessionState) (Session, error) {
 		e.remember(si, r, false)
 	case old.Flags()&shard.FlagAlias != 0:
 		return Session{}, fmt.Errorf("%w: the ID is an old one", ErrInvalid)
-	case old.Version() >= st.Version:
+	case old.Version() > st.Version:
+		return makeSession(id, old, old.LastAccess()), nil
+	case old.Version() == st.Version:
+		// The same write, seen again: only a later last access is news.
+		if la > old.LastAccess() {
+			old.Touch(la)
+		}
 		return makeSession(id, old, old.LastAccess()), nil
 	case old.UserID() != r.UserID():
 		e.forget(si, old)
@@ -177,4 +183,48 @@ func (e *Engine) DropAllReplicas() {
 		}
 		s.Unlock()
 	}
+}
+
+// A shared store also hands out sessions that no engine keeps: listings of
+// a user's sessions read from the shared store, the view an old ID gets
+// during a rotation's grace, a session it just wrote. These build them,
+// with the same rules as the engine's own: a listed session has no ID, a
+// grace view is anonymous and read-only.
+
+// ViewOf returns the session with token id, handle h and state st, as Get
+// would return it, kept by no engine.
+func ViewOf(id string, h Handle, st SessionState) Session {
+	r := viewRec(h, st)
+	return Session{id: id, rec: r, la: r.LastAccess()}
+}
+
+// ListedView returns the session with handle h and state st as
+// UserSessions and All return sessions: with no ID.
+func ListedView(h Handle, st SessionState) Session {
+	r := viewRec(h, st)
+	return Session{rec: r, la: r.LastAccess(), view: viewListed}
+}
+
+// GraceView returns what an old ID, id, reads of the session it was rotated
+// to, whose state is st, within the rotation's grace: the anonymous,
+// read-only view of Session.Rotated.
+func GraceView(id string, st SessionState) Session {
+	r := viewRec(Handle{}, st)
+	return Session{id: id, rec: r, la: r.LastAccess(), view: viewGrace}
+}
+
+// viewRec builds a record for a view: its handle kept as its digest, its
+// key unused.
+func viewRec(h Handle, st SessionState) shard.Rec {
+	m := shard.Meta{Version: st.Version, Created: st.CreatedAt.UnixNano(), Idle: int64(st.IdleTimeout),
+		Absolute: st.AbsoluteExpiry.UnixNano(), Digest: shard.Key(h)}
+	if !st.AuthenticatedAt.IsZero() {
+		m.AuthAt = st.AuthenticatedAt.UnixNano()
+	}
+	if st.Fingerprint != 0 {
+		m.Flags |= shard.FlagBound
+		m.Fingerprint = st.Fingerprint
+	}
+	var k shard.Key
+	return shard.NewRec(&k, m, st.LastAccess.UnixNano(), st.UserID, st.Label, st.Data)
 }

@@ -86,3 +86,30 @@ func TestOnTouchOncePerInterval(t *testing.T) {
 	assert.Equal(t, epoch.Add(60*time.Second), touched[0].UTC())
 	assert.Equal(t, epoch.Add(120*time.Second), touched[1].UTC())
 }
+
+func TestViews(t *testing.T) {
+	st := SessionState{Version: 2, UserID: "u", Label: "l", Data: []byte("d"), CreatedAt: epoch,
+		LastAccess: epoch.Add(time.Minute), AuthenticatedAt: epoch, IdleTimeout: time.Hour,
+		AbsoluteExpiry: epoch.Add(12 * time.Hour), Fingerprint: FingerprintHash([]byte("ua"))}
+	h := Handle{1, 2, 3}
+	v := ViewOf("tok", h, st)
+	assert.Equal(t, "tok", v.ID())
+	assert.Equal(t, h, v.Handle())
+	assert.Equal(t, "u", v.UserID())
+	assert.False(t, v.Rotated())
+	assert.Equal(t, st.Fingerprint, v.State().Fingerprint)
+	assert.True(t, v.LastAccess().Equal(st.LastAccess))
+
+	l := ListedView(h, st)
+	assert.Empty(t, l.ID())
+	assert.Equal(t, h, l.Handle())
+	assert.Equal(t, "l", l.Label())
+
+	g := GraceView("old", st)
+	assert.Equal(t, "old", g.ID())
+	assert.True(t, g.Rotated())
+	assert.Empty(t, g.UserID())
+	assert.True(t, g.Handle().IsZero())
+	assert.True(t, g.AuthenticatedAt().IsZero())
+	assert.Equal(t, []byte("d"), g.Data())
+}
