@@ -184,8 +184,9 @@ type reporter struct {
 func (r *reporter) line(fields ...string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.w.WriteString(strings.Join(fields, " "))
-	r.w.WriteByte('\n')
+	// bufio.Writer keeps its first error: Flush reports it.
+	_, _ = r.w.WriteString(strings.Join(fields, " "))
+	_ = r.w.WriteByte('\n')
 	if err := r.w.Flush(); err != nil {
 		return fmt.Errorf("reporting to the parent: %w", err)
 	}

@@ -259,7 +259,7 @@ func (v *verifier) partly(op *Op, cut, w int) string {
 	case RevokeUser, RevokeOthers:
 		total, gone := 0, 0
 		for n, s := range st {
-			if s.user == op.User && !(op.Kind == RevokeOthers && n == op.N) {
+			if s.user == op.User && (op.Kind != RevokeOthers || n != op.N) {
 				total++
 				if !live(n) {
 					gone++
@@ -367,7 +367,7 @@ func (v *verifier) checkContent() {
 // after a kill alone, every acknowledged write must survive, which the
 // other checks cover.)
 func (v *verifier) checkPrefix() {
-	if !(v.run.Cut && v.cfg.Sync == "everysec") {
+	if !v.run.Cut || v.cfg.Sync != "everysec" {
 		return
 	}
 	var applied, lost []*Op

@@ -24,10 +24,10 @@ func (v *verifier) trace(w io.Writer) {
 	status := map[Status]string{InFlight: "in flight", Acked: "acked", Failed: "failed"}
 	for _, op := range v.run.Ops {
 		fmt.Fprintf(w, "op  writer %d  lines %d-%d  %-9s %s", op.Writer, op.begun, op.ended, status[op.Status], op)
-		switch {
-		case op.Status == Failed:
+		switch op.Status {
+		case Failed:
 			fmt.Fprintf(w, " (%s)", op.Reason)
-		case op.Status == Acked:
+		case Acked:
 			ver := op.Version
 			if op.Kind == Create {
 				ver = 1 // a creation's acknowledgement does not repeat it

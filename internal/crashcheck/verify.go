@@ -287,7 +287,7 @@ func (v *verifier) checkSeen(st state, op *Op) {
 	case RevokeUser, RevokeOthers:
 		want := 0
 		for n, s := range st {
-			if s.user == op.User && !(op.Kind == RevokeOthers && n == op.N) {
+			if s.user == op.User && (op.Kind != RevokeOthers || n != op.N) {
 				want++
 			}
 		}
@@ -397,7 +397,7 @@ func (v *verifier) apply(st state, op *Op) []state {
 		delete(next, op.N)
 	case RevokeUser, RevokeOthers:
 		for n, s := range st {
-			if s.user == op.User && !(op.Kind == RevokeOthers && n == op.N) {
+			if s.user == op.User && (op.Kind != RevokeOthers || n != op.N) {
 				delete(next, n)
 			}
 		}
@@ -448,7 +448,7 @@ func (v *verifier) guaranteed(op *Op) bool {
 	if op.Status != Acked {
 		return false
 	}
-	if !(v.run.Cut && v.cfg.Sync == "everysec") || op.fsynced() {
+	if !v.run.Cut || v.cfg.Sync != "everysec" || op.fsynced() {
 		return true
 	}
 	if v.run.cutAt.Sub(op.endedAt) > v.run.Plan.LossWindow {

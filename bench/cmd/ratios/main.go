@@ -255,7 +255,7 @@ func main() {
 			os.Exit(1)
 		}
 		rs, err := parse(f)
-		f.Close()
+		_ = f.Close() // read-only
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "%s: %v\n", path, err)
 			os.Exit(1)
