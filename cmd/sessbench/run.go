@@ -81,7 +81,7 @@ func parseRun(args []string, stderr io.Writer) (runConfig, error) {
 	after := byteSize(0)
 	fs.Var(&after, "snapshot-after", "engine Options.SnapshotAfterBytes: snapshot after `SIZE` of log, such as 64MiB (0: engine default, Redis's rule of 64 MiB and the last snapshot's size; negative: never)")
 	fs.DurationVar(&c.Idle, "idle", 0, "idle timeout of every session (0: the engine's default, 30m)")
-	fs.DurationVar(&c.Absolute, "absolute", 0, "absolute timeout of every session (0: the engine's default, 24h)")
+	fs.DurationVar(&c.Absolute, "absolute", 0, "absolute timeout of every session (0: the engine's default, 12h)")
 	fs.Uint64Var(&c.Seed, "seed", 42, "seed of the key draws and of the Get/Update mix")
 	c.out.register(fs, true)
 	if err := fs.parse(args); err != nil {

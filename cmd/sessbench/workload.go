@@ -295,7 +295,7 @@ func idleOrDefault(d time.Duration) time.Duration {
 
 func absoluteOrDefault(d time.Duration) time.Duration {
 	if d == 0 {
-		return 24 * time.Hour
+		return 12 * time.Hour
 	}
 	return d
 }
