@@ -138,10 +138,6 @@
 //
 // # Limits
 //
-//   - UserSessions builds its listed views (no token, the real handle)
-//     through a mirror of engine.Session's layout, checked at first use,
-//     until the engine offers a constructor (see listed.go). If the check
-//     fails, UserSessions returns an error rather than anything wrong.
 //   - Grace views (an old ID within RotateGrace) are not kept as copies:
 //     each costs two round trips.
 //   - Writes to a session bound to a fingerprint read it from Redis first

@@ -35,13 +35,10 @@ var ErrUnavailable = errors.New("redistier: Redis unavailable")
 // in-memory engine. It implements httpsession.Store. All methods are safe
 // for concurrent use.
 type Store struct {
-	opts    Options
-	local   *engine.Engine // this instance's copies
-	scratch *engine.Engine // views of sessions read but not kept
-	grace   *engine.Engine // views through an old ID within RotateGrace
-	graceMu sync.Mutex     // serializes grace views, which borrow grace
-	client  rueidis.Client
-	seal    *sealer
+	opts   Options
+	local  *engine.Engine // this instance's copies
+	client rueidis.Client
+	seal   *sealer
 
 	ownerKey      []byte
 	prefix        string
@@ -139,18 +136,6 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 	if s.local, err = engine.Open(lo); err != nil {
 		return nil, fmt.Errorf("redistier: local tier: %w", err)
 	}
-	views := engine.Options{SigningKeys: o.Local.SigningKeys, Clock: o.Local.Clock, MaxDataSize: o.Local.MaxDataSize,
-		MaxUserIDSize: o.Local.MaxUserIDSize, MaxLabelSize: o.Local.MaxLabelSize, Shards: 64}
-	if s.scratch, err = engine.Open(views); err != nil {
-		s.local.Close()
-		return nil, fmt.Errorf("redistier: %w", err)
-	}
-	views.RotateGrace = time.Hour
-	if s.grace, err = engine.Open(views); err != nil {
-		s.local.Close()
-		s.scratch.Close()
-		return nil, fmt.Errorf("redistier: %w", err)
-	}
 	// One address at a time: given several, rueidis dials each and then
 	// closes the duplicates it made, and every close would read as lost
 	// invalidations (a flush) just after New returns.
@@ -161,7 +146,7 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 		}
 	}
 	if err != nil {
-		s.closeEngines()
+		s.local.Close()
 		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 
@@ -170,7 +155,7 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 	// keys, fails New rather than the first request.
 	if err := s.client.Do(ctx, s.client.B().Ping().Build()).Error(); err != nil {
 		s.client.Close()
-		s.closeEngines()
+		s.local.Close()
 		return nil, s.fail(ctx, err)
 	}
 	if s.cluster {
@@ -179,7 +164,7 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 		// start, whichever nodes its reads go to.
 		if _, err := s.slotLayout(ctx); err != nil {
 			s.client.Close()
-			s.closeEngines()
+			s.local.Close()
 			return nil, s.fail(ctx, err)
 		}
 	}
@@ -216,12 +201,6 @@ func (s *Store) newClient(addr string) (rueidis.Client, error) {
 	})
 }
 
-func (s *Store) closeEngines() {
-	s.local.Close()
-	s.scratch.Close()
-	s.grace.Close()
-}
-
 // Close stops the store's goroutines, writes the accesses not yet written
 // (for up to ConnTimeout), and closes its connections and local tier.
 // Later calls return engine.ErrClosed, as does every other method.
@@ -232,7 +211,7 @@ func (s *Store) Close() error {
 		close(s.stop)
 		s.wg.Wait()
 		s.client.Close()
-		s.closeEngines()
+		s.local.Close()
 		err = nil
 	})
 	return err
@@ -274,13 +253,9 @@ func (s *Store) keep(t ticket, id string, h engine.Handle, st engine.SessionStat
 		sh.seq.Add(1)
 	}
 	if ok {
+		// The same version as the copy held (an expired copy refreshed)
+		// moves its last access on.
 		sess, err := s.local.PutReplica(id, st)
-		if err == nil && sess.Version() == st.Version && sess.LastAccess().Before(st.LastAccess) {
-			// The same version with an older last access: an expired
-			// copy is being refreshed.
-			s.local.DropReplica(id)
-			sess, err = s.local.PutReplica(id, st)
-		}
 		if err == nil {
 			sh.ids[h] = id
 			sh.mu.Unlock()
@@ -293,7 +268,7 @@ func (s *Store) keep(t ticket, id string, h engine.Handle, st engine.SessionStat
 	}
 	sh.mu.Unlock()
 	s.stats.fillsSkipped.Add(1)
-	return s.view(id, st)
+	return s.view(id, h, st)
 }
 
 // forget drops this instance's copy of the session with handle h (and
@@ -320,23 +295,19 @@ func (s *Store) forgetID(h engine.Handle, id string) {
 	sh.mu.Unlock()
 }
 
-// view returns st as a session under id without keeping a copy.
-func (s *Store) view(id string, st engine.SessionState) (engine.Session, error) {
-	sess, err := s.scratch.PutReplica(id, st)
-	if err != nil {
-		return engine.Session{}, s.viewErr(err)
+// view returns st as a session under id (handle h) without keeping a
+// copy, or ErrExpired if it is past its deadline by the local clock, as
+// the engine's lookups judge it.
+func (s *Store) view(id string, h engine.Handle, st engine.SessionState) (engine.Session, error) {
+	sess := engine.ViewOf(id, h, st)
+	if !s.alive(sess) {
+		return engine.Session{}, engine.ErrExpired
 	}
-	s.scratch.DropReplica(id)
 	return sess, nil
 }
 
-func (s *Store) viewErr(err error) error {
-	if errors.Is(err, engine.ErrInvalid) {
-		// Past its deadline by the local clock.
-		return engine.ErrExpired
-	}
-	return err
-}
+// alive says whether sess is before its deadline by the local clock.
+func (s *Store) alive(sess engine.Session) bool { return sess.Deadline().After(s.local.Now()) }
 
 // onInvalidations receives the invalidations of every connection, on the
 // connection's reading goroutine. nil means the connection was lost or the

@@ -406,7 +406,7 @@ func TestRotation(t *testing.T) {
 				g, err = st.Find(ctx, s.ID(), []byte("fp"))
 				return err == nil && g.Rotated()
 			})
-			if g.ID() != s.ID() || g.UserID() != "" || !g.Handle().IsZero() || string(g.Data()) != "d" ||
+			if g.ID() != s.ID() || g.UserID() != "" || !g.Handle().IsZero() || string(g.Data()) != "d" || g.Version() != r.Version() ||
 				!g.AuthenticatedAt().IsZero() || strings.Contains(g.ID(), r.ID()) {
 				t.Fatalf("grace view: id same %v user %q handle %v", g.ID() == s.ID(), g.UserID(), g.Handle())
 			}

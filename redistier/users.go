@@ -86,7 +86,6 @@ func (s *Store) UserSessions(ctx context.Context, user string) ([]engine.Session
 	}
 	var out []engine.Session
 	for i := 0; i < len(rest); i += 3 {
-		hx, _ := rest[i].ToString()
 		hs := handles(rest[i : i+1])
 		if len(hs) != 1 {
 			return nil, errReply
@@ -96,7 +95,6 @@ func (s *Store) UserSessions(ctx context.Context, user string) ([]engine.Session
 		if err1 != nil || err2 != nil {
 			return nil, errReply
 		}
-		_ = hx
 		rk := s.keyOf(kindRecord, hs[0])
 		st, err := s.seal.open(rk, []byte(blob))
 		if err != nil {
@@ -110,11 +108,7 @@ func (s *Store) UserSessions(ctx context.Context, user string) ([]engine.Session
 			return nil, errReply
 		}
 		st.LastAccess = time.UnixMilli(lams)
-		sess, err := listedView(hs[0], st)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, sess)
+		out = append(out, engine.ListedView(hs[0], st))
 	}
 	slices.SortFunc(out, func(a, b engine.Session) int { return cmp.Compare(a.CreatedAt().UnixNano(), b.CreatedAt().UnixNano()) })
 	return out, nil
