@@ -33,7 +33,7 @@ func benchDurable(b *testing.B, op string) {
 					o.Dir = benchDir(b)
 					name, write := strings.CutSuffix(policy, "-write")
 					o.Sync = map[string]SyncPolicy{"no": SyncNo, "everysec": SyncEverySecond, "always": SyncAlways}[name]
-					o.noMap = write
+					o.NoMap = write
 				}
 				e, err := Open(o)
 				if err != nil {

@@ -73,6 +73,16 @@ type Options struct {
 	// SegmentSize is the size of a log segment file. Default 64 MiB.
 	SegmentSize int64
 
+	// NoMap makes the log write its segments with write calls instead of
+	// mapping them into memory, which it does by default where the file
+	// system preallocates space (Linux). Mapped, a write is in the page
+	// cache, safe from a process crash, without a system call, so under
+	// SyncEverySecond it is acknowledged at once; but a store into a page
+	// the kernel has just written back faults, and the fault may wait for
+	// the file system's journal. Written, the log's flusher makes every
+	// system call and writers wait for it instead.
+	NoMap bool
+
 	// SkipDamaged makes recovery go on past damage in the log (a damaged
 	// segment's rest is skipped, a missing newest segment is done without)
 	// instead of failing Open with ErrCorrupt. What the skipped records did
@@ -236,10 +246,6 @@ type Options struct {
 	// beforePublish, if set, runs when a snapshot asks the log to be
 	// durable through what it copied, before it does.
 	beforePublish func()
-
-	// noMap makes the log write its segments instead of mapping them, so
-	// that benchmarks can compare the two.
-	noMap bool
 }
 
 const (

@@ -90,7 +90,7 @@ func (e *Engine) openJournal() error {
 			FS:            o.FS,
 			Logger:        o.Logger,
 			ExpectSegment: expect,
-			NoMap:         o.noMap,
+			NoMap:         o.NoMap,
 			OnSkip:        func(string) { replayed.suspectAll() },
 			OnSegment:     mf.record,
 			OnWrite:       e.observeLogWrite,

@@ -24,6 +24,7 @@ type runConfig struct {
 	Workers          int           `json:"workers"`
 	PreloadWriters   int           `json:"preload_writers"`
 	Sync             string        `json:"sync"`
+	NoMap            bool          `json:"no_map,omitempty"`
 	Dir              string        `json:"dir,omitempty"`
 	SnapshotEvery    time.Duration `json:"snapshot_every_ns,omitempty"`
 	SnapshotInterval time.Duration `json:"snapshot_interval_ns,omitempty"`
@@ -75,6 +76,7 @@ func parseRun(args []string, stderr io.Writer) (runConfig, error) {
 	fs.IntVar(&c.Workers, "workers", runtime.GOMAXPROCS(0), "concurrent workers in the timed workload (a closed loop: each waits for its call)")
 	fs.IntVar(&c.PreloadWriters, "preload-writers", 0, "concurrent writers during preload (0: the workers, or 256 with -sync always so fsyncs are shared)")
 	fs.StringVar(&c.Sync, "sync", "everysec", "durability: always, everysec, no (as Redis's appendfsync), or memory for the in-memory engine")
+	fs.BoolVar(&c.NoMap, "no-map", false, "write the log's segments with write calls instead of mapping them (engine Options.NoMap)")
 	fs.StringVar(&c.Dir, "dir", "", "data directory `PATH` to use and keep (default: a temporary one, removed afterwards)")
 	fs.DurationVar(&c.SnapshotEvery, "snapshot-every", 0, "snapshot from the harness this often during the workload and split latencies by snapshot running or not (turns off the engine's own snapshot rules)")
 	fs.DurationVar(&c.SnapshotInterval, "snapshot-interval", 0, "engine Options.SnapshotInterval (0: engine default, 1h; negative: never on a timer); it counts from the last snapshot, so on a fresh directory the first comes from the size rule")
@@ -163,6 +165,7 @@ func (c runConfig) engineOptions(dir string) engine.Options {
 	o := engine.Options{
 		Dir:                dir,
 		Sync:               c.policy,
+		NoMap:              c.NoMap,
 		IdleTimeout:        c.Idle,
 		AbsoluteTimeout:    c.Absolute,
 		SnapshotInterval:   c.SnapshotInterval,
@@ -181,9 +184,16 @@ func (c runConfig) storageLabel() string {
 	case c.memory:
 		return "in-memory engine"
 	case c.Dir != "":
-		return fmt.Sprintf("persistent engine in %s (kept), sync %s", c.Dir, c.Sync)
+		return fmt.Sprintf("persistent engine in %s (kept), sync %s%s", c.Dir, c.Sync, c.logMode())
 	}
-	return fmt.Sprintf("persistent engine in a temporary directory (removed afterwards), sync %s", c.Sync)
+	return fmt.Sprintf("persistent engine in a temporary directory (removed afterwards), sync %s%s", c.Sync, c.logMode())
+}
+
+func (c runConfig) logMode() string {
+	if c.NoMap {
+		return ", log written (-no-map)"
+	}
+	return ""
 }
 
 // runBenchmark runs the run command and writes its report.
