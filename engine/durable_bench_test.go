@@ -141,6 +141,45 @@ func BenchmarkRecoverWAL(b *testing.B) {
 	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "sessions/s")
 }
 
+// BenchmarkRecoverSnapshot measures Open on a directory holding a snapshot
+// of SESSCACHE_BENCH_N sessions (default 1M) of 200 B and no log after it.
+func BenchmarkRecoverSnapshot(b *testing.B) {
+	n := benchN()
+	dir := benchDir(b)
+	e, err := Open(Options{Dir: dir, Sync: SyncNo, Logger: quiet, SnapshotCPU: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	data := make([]byte, benchData)
+	for range n {
+		if _, err := e.Create(bg, CreateOptions{Data: data}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if _, err := e.Snapshot(bg); err != nil {
+		b.Fatal(err)
+	}
+	if err := e.Close(); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for range b.N {
+		e, err := Open(Options{Dir: dir, Logger: quiet})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		if e.Len() != n || e.Stats().Recovery.Records != 0 {
+			b.Fatalf("recovered %d sessions and %d log records, want %d and 0", e.Len(), e.Stats().Recovery.Records, n)
+		}
+		if err := e.Close(); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "sessions/s")
+}
+
 func benchDir(b *testing.B) string {
 	if d := os.Getenv("SESSCACHE_BENCH_DIR"); d != "" {
 		dir, err := os.MkdirTemp(d, "bench")

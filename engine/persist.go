@@ -282,14 +282,17 @@ func (e *Engine) observeFsync(d time.Duration) {
 
 // dropDead removes, after recovery, every session already past its deadline
 // and every session still marked suspect (see logReplay.suspectAll). It
-// returns how many expired and the on-disk keys of the suspects.
+// returns how many expired and the on-disk keys of the suspects. On the way
+// it makes later stamps (nextStamp) come after every time recovered.
 func (e *Engine) dropDead() (expired int, suspects []wal.Key) {
 	now := e.now()
+	var latest int64
 	for i := range e.shards {
 		s := &e.shards[i]
 		s.Lock()
 		var doomed []shard.Rec
 		s.Range(func(r shard.Rec) bool {
+			latest = max(latest, r.Created(), r.AuthAt())
 			if r.Flags()&shard.FlagSuspect != 0 {
 				doomed = append(doomed, r)
 			}
@@ -310,6 +313,7 @@ func (e *Engine) dropDead() (expired int, suspects []wal.Key) {
 		}
 		s.Unlock()
 	}
+	e.stamp.Store(max(e.stamp.Load(), latest))
 	return expired, suspects
 }
 

@@ -198,12 +198,24 @@ func (r *logReplay) finish() {
 		close(q)
 	}
 	r.wg.Wait()
-	e := r.e
-	for i := range e.shards {
-		e.shards[i].Lock()
-		e.shards[i].EndBulk()
-		e.shards[i].Unlock()
+	r.e.endBulk()
+}
+
+// endBulk orders every shard's heap after a bulk load, on a goroutine per
+// processor.
+func (e *Engine) endBulk() {
+	var wg sync.WaitGroup
+	n := min(runtime.GOMAXPROCS(0), len(e.shards))
+	for w := range n {
+		wg.Go(func() {
+			for i := w; i < len(e.shards); i += n {
+				e.shards[i].Lock()
+				e.shards[i].EndBulk()
+				e.shards[i].Unlock()
+			}
+		})
 	}
+	wg.Wait()
 }
 
 // recoveredRec builds, in slab, the record a recovered Put stores under
@@ -222,23 +234,12 @@ func (e *Engine) recoveredRec(slab *shard.Slab, rec *wal.Record, d *shard.Key) s
 		m.Flags |= shard.FlagBound
 		m.Fingerprint = rec.Fingerprint
 	}
-	e.noteStamp(max(rec.Created, rec.AuthAt))
 	return slab.NewRec(d, m, rec.LastAccess, unsafeString(rec.UserID), unsafeString(rec.Label), rec.Data)
 }
 
 // unsafeString views b as a string for as long as b is unchanged: NewRec
 // copies what it is given, so the decoder's buffer need not be copied twice.
 func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
-
-// noteStamp makes later stamps (nextStamp) come after t, a time recovered.
-func (e *Engine) noteStamp(t int64) {
-	for {
-		cur := e.stamp.Load()
-		if t <= cur || e.stamp.CompareAndSwap(cur, t) {
-			return
-		}
-	}
-}
 
 // store applies one replayed op to its shard.
 func (e *Engine) store(op *replayOp) {
@@ -294,14 +295,15 @@ func (e *Engine) storeRecovered(s *engShard, si int, old shard.Rec, h uint64, r 
 	s.Replace(old, h, r)
 }
 
-// replayPut stores a recovered session, built in slab. Snapshot loading
-// calls it from several goroutines at once, each with a slab of its own.
-func (e *Engine) replayPut(slab *shard.Slab, rec *wal.Record) {
-	s, si := e.shardOf(uint64(rec.Key.Hint))
-	d := shard.Key(rec.Key.Digest)
-	h := shard.Hash(&d)
-	r := e.recoveredRec(slab, rec, &d)
+// storeRun stores recovered records, all of the shard hint picks, under
+// one taking of its lock.
+func (e *Engine) storeRun(hint uint64, recs []shard.Rec) {
+	s, si := e.shardOf(hint)
 	s.Lock()
 	defer s.Unlock()
-	e.storeRecovered(s, si, s.Lookup(&d, h), h, r)
+	for _, r := range recs {
+		k := r.Key()
+		h := shard.Hash(&k)
+		e.storeRecovered(s, si, s.Lookup(&k, h), h, r)
+	}
 }

@@ -340,18 +340,13 @@ func (e *Engine) loadSnapshot(info snapshot.Info, sn *snapshotter) (snapshot.Inf
 		e.shards[i].BeginBulk(per)
 		e.shards[i].Unlock()
 	}
-	defer func() {
-		for i := range e.shards {
-			e.shards[i].Lock()
-			e.shards[i].EndBulk()
-			e.shards[i].Unlock()
-		}
-	}()
-	// Each loading goroutine takes a scratch buffer and a slab for a call
+	defer e.endBulk()
+	// Each loading goroutine takes a scratch buffer and a slab for a chunk
 	// and puts them back.
 	type loader struct {
 		buf  []byte
 		slab shard.Slab
+		recs []shard.Rec
 	}
 	var loaders sync.Pool
 	all := sn.opts
@@ -359,17 +354,32 @@ func (e *Engine) loadSnapshot(info snapshot.Info, sn *snapshotter) (snapshot.Inf
 	// Check as it applies: a damaged file is found part-way, and
 	// loadSnapshots then empties memory before it falls back.
 	all.OnePass = true
-	return snapshot.Load(info.Path, all, func(rec *wal.Record) error {
+	return snapshot.LoadBatches(info.Path, all, func(recs []wal.Record) error {
 		l, _ := loaders.Get().(*loader)
 		if l == nil {
 			l = new(loader)
 		}
-		var err error
-		if l.buf, err = e.sealer.openRecord(rec, l.buf); err == nil {
-			e.replayPut(&l.slab, rec)
+		defer loaders.Put(l)
+		// A chunk holds one shard's sessions, or the end of one and the
+		// start of the next: each run of one shard is stored under one
+		// taking of its lock.
+		for start := 0; start < len(recs); {
+			hint := recs[start].Key.Hint
+			end := start
+			l.recs = l.recs[:0]
+			for ; end < len(recs) && recs[end].Key.Hint&uint16(e.mask) == hint&uint16(e.mask); end++ {
+				rec := &recs[end]
+				var err error
+				if l.buf, err = e.sealer.openRecord(rec, l.buf); err != nil {
+					return err
+				}
+				d := shard.Key(rec.Key.Digest)
+				l.recs = append(l.recs, e.recoveredRec(&l.slab, rec, &d))
+			}
+			e.storeRun(uint64(hint), l.recs)
+			start = end
 		}
-		loaders.Put(l)
-		return err
+		return nil
 	})
 }
 
