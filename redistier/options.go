@@ -73,6 +73,11 @@ type Options struct {
 	// 1 s. Unused for a standalone server.
 	TopologyInterval time.Duration
 
+	// Layout chooses how records are kept in Redis (see Layout). Every
+	// instance sharing a Redis and a KeyPrefix must use the same one.
+	// Default LayoutHash.
+	Layout Layout
+
 	// ClientName names the store's connections in CLIENT LIST. Default
 	// "redistier".
 	ClientName string

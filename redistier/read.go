@@ -2,12 +2,8 @@ package redistier
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
-	"strconv"
 	"time"
-
-	"github.com/redis/rueidis"
 
 	"github.com/sesscache/sesscache/engine"
 )
@@ -117,14 +113,11 @@ func (s *Store) shared(ctx context.Context, id string, h engine.Handle) (engine.
 // may be) and the fingerprint hash it is bound to, not yet checked.
 func (s *Store) readOnce(ctx context.Context, id string, h engine.Handle, t ticket) (engine.Session, uint64, error) {
 	s.stats.reads.Add(1)
-	rk, ak := s.keyOf(kindRecord, h), s.keyOf(kindAccess, h)
-	now := s.local.Now()
-	res := scriptGet.Exec(ctx, s.client, []string{rk, ak}, s.args(now, strconv.FormatInt(s.touchMS, 10)))
-	kind, rest, err := parseReply(res)
+	f, err := s.recs.get(ctx, h, s.local.Now(), true)
 	if err != nil {
-		return engine.Session{}, 0, s.fail(ctx, err)
+		return engine.Session{}, 0, s.redisErr(ctx, err)
 	}
-	switch kind {
+	switch f.kind {
 	case "nf":
 		s.forget(h)
 		return engine.Session{}, 0, engine.ErrNotFound
@@ -132,21 +125,13 @@ func (s *Store) readOnce(ctx context.Context, id string, h engine.Handle, t tick
 		s.forget(h)
 		return engine.Session{}, 0, engine.ErrExpired
 	case "g":
-		if len(rest) < 1 {
-			return engine.Session{}, 0, errReply
-		}
-		target, _ := rest[0].ToString()
-		return s.graceView(ctx, id, target)
+		return s.graceView(ctx, id, f.target)
 	case "s":
 	default:
 		return engine.Session{}, 0, errReply
 	}
-	st, err := s.stateOf(rk, rest)
-	if err != nil {
-		return engine.Session{}, 0, err
-	}
-	sess, err := s.keep(t, id, h, st, false)
-	return sess, st.Fingerprint, err
+	sess, err := s.keep(t, id, h, f.st, false)
+	return sess, f.st.Fingerprint, err
 }
 
 // fits says whether a session bound to fingerprint hash bound (0: unbound)
@@ -155,104 +140,22 @@ func fits(bound uint64, fp []byte) bool {
 	return bound == 0 || (len(fp) > 0 && engine.FingerprintHash(fp) == bound)
 }
 
-// stateOf decodes a {version, lastAccess, blob} reply of the record rk.
-func (s *Store) stateOf(rk string, rest []rueidis.RedisMessage) (engine.SessionState, error) {
-	if len(rest) < 3 {
-		return engine.SessionState{}, errReply
-	}
-	v, err1 := rest[0].ToString()
-	la, err2 := rest[1].ToString()
-	blob, err3 := rest[2].ToString()
-	if err1 != nil || err2 != nil || err3 != nil {
-		return engine.SessionState{}, errReply
-	}
-	st, err := s.seal.open(rk, []byte(blob))
-	if err != nil {
-		return engine.SessionState{}, err
-	}
-	if strconv.FormatUint(st.Version, 10) != v {
-		return engine.SessionState{}, errRecord
-	}
-	lams, err := strconv.ParseInt(la, 10, 64)
-	if err != nil {
-		return engine.SessionState{}, errReply
-	}
-	st.LastAccess = time.UnixMilli(lams)
-	return st, nil
-}
-
 // graceView returns the read-only, anonymous view of the session an old
 // ID was rotated to (its handle is target), under the old ID. It records
 // no access and never learns, let alone returns, the new ID.
-func (s *Store) graceView(ctx context.Context, id, target string) (engine.Session, uint64, error) {
-	var th engine.Handle
-	if len(target) != 32 {
-		return engine.Session{}, 0, errReply
-	}
-	if _, err := hex.Decode(th[:], []byte(target)); err != nil {
-		return engine.Session{}, 0, errReply
-	}
-	rk, ak := s.keyOf(kindRecord, th), s.keyOf(kindAccess, th)
-	res := scriptGet.Exec(ctx, s.client, []string{rk, ak}, s.args(s.local.Now(), "9223372036854775807"))
-	kind, rest, err := parseReply(res)
+func (s *Store) graceView(ctx context.Context, id string, target engine.Handle) (engine.Session, uint64, error) {
+	f, err := s.recs.get(ctx, target, s.local.Now(), false)
 	if err != nil {
-		return engine.Session{}, 0, s.fail(ctx, err)
+		return engine.Session{}, 0, s.redisErr(ctx, err)
 	}
-	if kind != "s" {
+	if f.kind != "s" {
 		return engine.Session{}, 0, engine.ErrNotFound
-	}
-	st, err := s.stateOf(rk, rest)
-	if err != nil {
-		return engine.Session{}, 0, err
 	}
 	// The binding is the target's; the caller checks it, as the engine
 	// checks a grace view's.
-	v := engine.GraceView(id, st)
+	v := engine.GraceView(id, f.st)
 	if !s.alive(v) {
 		return engine.Session{}, 0, engine.ErrExpired
 	}
-	return v, st.Fingerprint, nil
-}
-
-// args returns the scripts' common arguments followed by more.
-func (s *Store) args(now time.Time, more ...string) []string {
-	a := make([]string, 0, 3+len(more))
-	a = append(a, s.prefix, strconv.FormatInt(ms(now), 10), strconv.FormatInt(s.slackMS, 10))
-	return append(a, more...)
-}
-
-// errReply is a script reply of an unexpected form: a script of another
-// version, or something else under the store's prefix.
-var errReply = errors.New("redistier: unexpected reply from Redis")
-
-// parseReply splits a script's reply into its first element and the rest.
-func parseReply(res rueidis.RedisResult) (string, []rueidis.RedisMessage, error) {
-	arr, err := res.ToArray()
-	if err != nil {
-		return "", nil, err
-	}
-	if len(arr) == 0 {
-		return "", nil, errReply
-	}
-	k, err := arr[0].ToString()
-	if err != nil {
-		return "", nil, errReply
-	}
-	return k, arr[1:], nil
-}
-
-// handles parses the hex handles of a reply.
-func handles(rest []rueidis.RedisMessage) []engine.Handle {
-	out := make([]engine.Handle, 0, len(rest))
-	for i := range rest {
-		t, err := rest[i].ToString()
-		if err != nil || len(t) != 32 {
-			continue
-		}
-		var h engine.Handle
-		if _, err := hex.Decode(h[:], []byte(t)); err == nil {
-			out = append(out, h)
-		}
-	}
-	return out
+	return v, f.st.Fingerprint, nil
 }

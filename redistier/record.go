@@ -12,7 +12,8 @@ import (
 	"github.com/sesscache/sesscache/engine"
 )
 
-// A session's record in Redis is a hash:
+// In LayoutHash, a session's record in Redis is a hash (LayoutString's
+// record is in stringrec.go):
 //
 //	v  version (decimal)              plaintext, for compare-and-swap
 //	k  "s" a session, "g" a grace entry (an old ID within RotateGrace)
@@ -24,10 +25,10 @@ import (
 //	b  the blob: the whole state      sealed when Options has EncryptionKeys
 //
 // The blob holds everything (version, times, owner, label, fingerprint
-// hash, data); the plaintext fields are copies the scripts need, and a
-// read checks them against the blob, so an edited field fails the read.
-// Sealed blobs are AES-256-GCM with the record's key name as additional
-// data, so a blob moved to another key does not open.
+// hash, data) and is what a read believes; the plaintext fields are
+// copies the scripts need, and a read checks the version against the
+// blob. Sealed blobs are AES-256-GCM with the record's key name as
+// additional data, so a blob moved to another key does not open.
 
 const (
 	blobPlain  = 0
@@ -73,10 +74,18 @@ func newSealer(keys []engine.EncryptionKey) (*sealer, error) {
 	return s, nil
 }
 
+// stateSize is the length of st's encoding.
+func stateSize(st *engine.SessionState) int {
+	return 1 + 8*7 + 2 + len(st.UserID) + 2 + len(st.Label) + 4 + len(st.Data)
+}
+
 // encodeState is the blob's plaintext.
 func encodeState(st *engine.SessionState) []byte {
-	n := 1 + 8*7 + 2 + len(st.UserID) + 2 + len(st.Label) + 4 + len(st.Data)
-	b := make([]byte, 0, n)
+	return appendState(make([]byte, 0, stateSize(st)), st)
+}
+
+// appendState appends the blob's plaintext to b.
+func appendState(b []byte, st *engine.SessionState) []byte {
 	b = append(b, blobFormat)
 	b = binary.LittleEndian.AppendUint64(b, st.Version)
 	b = binary.LittleEndian.AppendUint64(b, uint64(st.CreatedAt.UnixNano()))
@@ -145,25 +154,43 @@ func decodeState(b []byte) (engine.SessionState, error) {
 	return st, nil
 }
 
-// seal returns the blob for st under the record key key.
-func (s *sealer) seal(key string, st *engine.SessionState) []byte {
-	plain := encodeState(st)
-	if s == nil {
-		return append([]byte{blobPlain}, plain...)
+// blobSize bounds the length of the blob sealTo appends for st.
+func (s *sealer) blobSize(st *engine.SessionState) int {
+	n := 1 + stateSize(st)
+	if s != nil {
+		n += 4 + nonceSize + 16
 	}
-	out := make([]byte, 1+4+nonceSize, 1+4+nonceSize+len(plain)+16)
-	out[0] = blobSealed
-	binary.LittleEndian.PutUint32(out[1:], s.first)
-	if _, err := rand.Read(out[5 : 5+nonceSize]); err != nil {
-		panic("redistier: no randomness: " + err.Error())
-	}
-	return s.aeads[s.first].Seal(out, out[5:5+nonceSize], plain, []byte(key))
+	return n
 }
 
-// open returns the state in blob, read from the record key key. A sealer
-// refuses plaintext blobs, so that turning encryption on cannot be undone
-// by writing plaintext into Redis.
-func (s *sealer) open(key string, blob []byte) (engine.SessionState, error) {
+// seal returns the blob for st, bound to aad: the record's key name (and,
+// in LayoutString, its header).
+func (s *sealer) seal(aad []byte, st *engine.SessionState) []byte {
+	return s.sealTo(make([]byte, 0, s.blobSize(st)), aad, st)
+}
+
+// sealTo appends the blob for st, bound to aad, to dst. aad may be a
+// prefix of dst: the blob is appended past it.
+func (s *sealer) sealTo(dst, aad []byte, st *engine.SessionState) []byte {
+	if s == nil {
+		return appendState(append(dst, blobPlain), st)
+	}
+	plain := encodeState(st)
+	start := len(dst)
+	dst = append(dst, blobSealed, 0, 0, 0, 0)
+	binary.LittleEndian.PutUint32(dst[start+1:], s.first)
+	dst = append(dst, make([]byte, nonceSize)...)
+	nonce := dst[start+5 : start+5+nonceSize]
+	if _, err := rand.Read(nonce); err != nil {
+		panic("redistier: no randomness: " + err.Error())
+	}
+	return s.aeads[s.first].Seal(dst, nonce, plain, aad)
+}
+
+// open returns the state in blob, sealed with aad. A sealer refuses
+// plaintext blobs, so that turning encryption on cannot be undone by
+// writing plaintext into Redis.
+func (s *sealer) open(aad, blob []byte) (engine.SessionState, error) {
 	if len(blob) == 0 {
 		return engine.SessionState{}, errRecord
 	}
@@ -182,7 +209,7 @@ func (s *sealer) open(key string, blob []byte) (engine.SessionState, error) {
 		if a == nil {
 			return engine.SessionState{}, fmt.Errorf("%w: sealed with key %d, which is not configured", errRecord, id)
 		}
-		plain, err := a.Open(nil, blob[5:5+nonceSize], blob[5+nonceSize:], []byte(key))
+		plain, err := a.Open(nil, blob[5:5+nonceSize], blob[5+nonceSize:], aad)
 		if err != nil {
 			return engine.SessionState{}, fmt.Errorf("%w: it does not authenticate", errRecord)
 		}

@@ -39,6 +39,7 @@ type Store struct {
 	local  *engine.Engine // this instance's copies
 	client rueidis.Client
 	seal   *sealer
+	recs   records // how records are kept: Options.Layout
 
 	ownerKey      []byte
 	prefix        string
@@ -122,6 +123,9 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 		cap:           o.Local.MaxSessionsPerUser,
 		kick:          make(chan struct{}, 1),
 		stop:          make(chan struct{}),
+	}
+	if s.recs, err = newRecords(s, o.Layout); err != nil {
+		return nil, err
 	}
 	for i := range s.shards {
 		s.shards[i].ids = make(map[engine.Handle]string)

@@ -2,11 +2,8 @@ package redistier
 
 import (
 	"context"
-	"strconv"
 	"sync"
 	"time"
-
-	"github.com/redis/rueidis"
 
 	"github.com/sesscache/sesscache/engine"
 )
@@ -74,36 +71,30 @@ func (s *Store) flushTouches(ctx context.Context) {
 	q.pending = make(map[engine.Handle]int64, len(batch))
 	q.mu.Unlock()
 
-	now := strconv.FormatInt(ms(s.local.Now()), 10)
-	slack := strconv.FormatInt(s.slackMS, 10)
+	now := s.local.Now()
 	hs := make([]engine.Handle, 0, touchBatch)
-	execs := make([]rueidis.LuaExec, 0, touchBatch)
+	ats := make([]int64, 0, touchBatch)
 	send := func() {
-		if len(execs) == 0 {
+		if len(hs) == 0 {
 			return
 		}
-		res := scriptTouch.ExecMulti(ctx, s.client, execs...)
 		s.stats.touchBatches.Add(1)
-		for i, r := range res {
-			kind, _, err := parseReply(r)
+		for i, r := range s.recs.touch(ctx, hs, ats, now) {
 			switch {
-			case err != nil:
+			case r.err != nil:
 				s.stats.touchErrors.Add(1)
-			case kind == "ok":
+			case r.kind == "ok":
 				s.stats.touches.Add(1)
 			default:
 				s.forget(hs[i]) // gone from Redis: gone here
 			}
 		}
-		hs, execs = hs[:0], execs[:0]
+		hs, ats = hs[:0], ats[:0]
 	}
 	for h, at := range batch {
 		hs = append(hs, h)
-		execs = append(execs, rueidis.LuaExec{
-			Keys: []string{s.keyOf(kindRecord, h), s.keyOf(kindAccess, h)},
-			Args: []string{s.prefix, now, slack, strconv.FormatInt(at, 10)},
-		})
-		if len(execs) == touchBatch {
+		ats = append(ats, at)
+		if len(hs) == touchBatch {
 			send()
 		}
 	}

@@ -3,11 +3,8 @@ package redistier
 import (
 	"cmp"
 	"context"
-	"encoding/hex"
 	"fmt"
 	"slices"
-	"strconv"
-	"time"
 
 	"github.com/sesscache/sesscache/engine"
 )
@@ -48,17 +45,10 @@ func (s *Store) revoke(ctx context.Context, user, mode string, h engine.Handle) 
 	if user == "" {
 		return nil, fmt.Errorf("redistier: %w: empty user ID", engine.ErrInvalid)
 	}
-	uh := s.ownerHash(user)
-	res := scriptRevoke.Exec(ctx, s.client, []string{s.keyOf(kindOwner, uh)},
-		s.args(s.local.Now(), hex.EncodeToString(uh[:]), mode, hex.EncodeToString(h[:])))
-	kind, rest, err := parseReply(res)
+	ended, err := s.recs.revoke(ctx, s.ownerHash(user), mode, h, s.local.Now())
 	if err != nil {
-		return nil, s.fail(ctx, err)
+		return nil, s.redisErr(ctx, err)
 	}
-	if kind != "ok" {
-		return nil, errReply
-	}
-	ended := handles(rest)
 	for _, e := range ended {
 		s.forget(e)
 	}
@@ -74,41 +64,16 @@ func (s *Store) UserSessions(ctx context.Context, user string) ([]engine.Session
 	if s.closed.Load() {
 		return nil, engine.ErrClosed
 	}
-	uh := s.ownerHash(user)
-	res := scriptList.Exec(ctx, s.client, []string{s.keyOf(kindOwner, uh)},
-		s.args(s.local.Now(), hex.EncodeToString(uh[:])))
-	kind, rest, err := parseReply(res)
+	all, err := s.recs.list(ctx, s.ownerHash(user), s.local.Now())
 	if err != nil {
-		return nil, s.fail(ctx, err)
+		return nil, s.redisErr(ctx, err)
 	}
-	if kind != "ok" || len(rest)%3 != 0 {
-		return nil, errReply
-	}
-	var out []engine.Session
-	for i := 0; i < len(rest); i += 3 {
-		hs := handles(rest[i : i+1])
-		if len(hs) != 1 {
-			return nil, errReply
-		}
-		la, err1 := rest[i+1].ToString()
-		blob, err2 := rest[i+2].ToString()
-		if err1 != nil || err2 != nil {
-			return nil, errReply
-		}
-		rk := s.keyOf(kindRecord, hs[0])
-		st, err := s.seal.open(rk, []byte(blob))
-		if err != nil {
-			return nil, err
-		}
-		if st.UserID != user {
+	out := make([]engine.Session, 0, len(all))
+	for _, l := range all {
+		if l.st.UserID != user {
 			continue // an owner-hash collision; not this user's
 		}
-		lams, err := strconv.ParseInt(la, 10, 64)
-		if err != nil {
-			return nil, errReply
-		}
-		st.LastAccess = time.UnixMilli(lams)
-		out = append(out, engine.ListedView(hs[0], st))
+		out = append(out, engine.ListedView(l.h, l.st))
 	}
 	slices.SortFunc(out, func(a, b engine.Session) int { return cmp.Compare(a.CreatedAt().UnixNano(), b.CreatedAt().UnixNano()) })
 	return out, nil

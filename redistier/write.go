@@ -2,9 +2,7 @@ package redistier
 
 import (
 	"context"
-	"encoding/hex"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/sesscache/sesscache/engine"
@@ -77,20 +75,15 @@ func (s *Store) Create(ctx context.Context, o engine.CreateOptions) (engine.Sess
 			st.Fingerprint = engine.FingerprintHash(o.Fingerprint)
 		}
 		id, h := s.mint(bucket)
-		rk, ak := s.keyOf(kindRecord, h), s.keyOf(kindAccess, h)
 		t := s.begin(h)
-		res := scriptCreate.Exec(ctx, s.client, []string{rk, ak}, s.args(now,
-			strconv.FormatInt(ms(st.AbsoluteExpiry), 10), strconv.FormatInt(idle.Milliseconds(), 10),
-			s.ownerField(o.UserID), strconv.FormatInt(now.UnixMicro(), 10), string(s.seal.seal(rk, &st)),
-			hex.EncodeToString(h[:]), strconv.Itoa(s.cap)))
-		kind, rest, err := parseReply(res)
+		v, err := s.recs.create(ctx, h, &st, now)
 		if err != nil {
-			return engine.Session{}, s.fail(ctx, err)
+			return engine.Session{}, s.redisErr(ctx, err)
 		}
-		switch kind {
+		switch v.kind {
 		case "ok":
 			s.stats.writes.Add(1)
-			for _, e := range handles(rest) {
+			for _, e := range v.ended {
 				s.forget(e)
 			}
 			return s.keep(t, id, h, st, true)
@@ -165,7 +158,6 @@ func (s *Store) write(ctx context.Context, id string, version uint64, change fun
 	if err != nil {
 		return engine.Session{}, err
 	}
-	rk, ak := s.keyOf(kindRecord, h), s.keyOf(kindAccess, h)
 	remote := false
 	for range maxAttempts {
 		cur, err := s.current(ctx, id, h, remote)
@@ -187,15 +179,12 @@ func (s *Store) write(ctx context.Context, id string, version uint64, change fun
 		st.Version++
 		st.LastAccess = now
 		t := s.begin(h)
-		res := scriptUpdate.Exec(ctx, s.client, []string{rk, ak}, s.args(now,
-			strconv.FormatUint(cur.Version(), 10), string(s.seal.seal(rk, &st)),
-			strconv.FormatInt(ms(st.AbsoluteExpiry), 10)))
-		kind, _, err := parseReply(res)
+		v, err := s.recs.update(ctx, h, cur.Version(), &st, now)
 		if err != nil {
 			s.forgetID(h, id) // applied or not: this copy is unverified
-			return engine.Session{}, s.fail(ctx, err)
+			return engine.Session{}, s.redisErr(ctx, err)
 		}
-		switch kind {
+		switch v.kind {
 		case "ok":
 			s.stats.writes.Add(1)
 			return s.keep(t, id, h, st, true)
@@ -232,11 +221,10 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	rk, ak := s.keyOf(kindRecord, h), s.keyOf(kindAccess, h)
-	res := scriptDelete.Exec(ctx, s.client, []string{rk, ak}, s.args(s.local.Now(), hex.EncodeToString(h[:])))
+	err = s.recs.del(ctx, h, s.local.Now())
 	s.forgetID(h, id)
-	if _, _, err := parseReply(res); err != nil {
-		return s.fail(ctx, err)
+	if err != nil {
+		return s.redisErr(ctx, err)
 	}
 	s.stats.writes.Add(1)
 	return nil
@@ -274,8 +262,6 @@ func (s *Store) RotateWith(ctx context.Context, id string, o engine.RotateOption
 		return engine.Session{}, err
 	}
 	privileged := o.Privileged || o.UserID != ""
-	rk, ak := s.keyOf(kindRecord, h), s.keyOf(kindAccess, h)
-	hx := hex.EncodeToString(h[:])
 	remote := false
 	for range maxAttempts {
 		cur, err := s.current(ctx, id, h, remote)
@@ -301,35 +287,25 @@ func (s *Store) RotateWith(ctx context.Context, id string, o engine.RotateOption
 			bucket = int(s.ownerHash(st.UserID)[0])
 		}
 		nid, nh := s.mint(bucket)
-		nrk, nak := s.keyOf(kindRecord, nh), s.keyOf(kindAccess, nh)
-		nhx := hex.EncodeToString(nh[:])
 		capacity := 0
 		if st.UserID != oldOwner {
 			capacity = s.cap
 		}
-		var auth int64
-		if !st.AuthenticatedAt.IsZero() {
-			auth = st.AuthenticatedAt.UnixMicro()
-		}
-		blob := string(s.seal.seal(nrk, &st))
 		t := s.begin(nh)
 		if bucket == int(h[0]) {
 			grace := int64(0)
 			if !privileged {
 				grace = s.graceMS
 			}
-			res := scriptRotate.Exec(ctx, s.client, []string{rk, ak, nrk, nak}, s.args(now,
-				strconv.FormatUint(cur.Version(), 10), blob, s.ownerField(st.UserID), strconv.FormatInt(auth, 10),
-				hx, nhx, strconv.FormatInt(grace, 10), strconv.Itoa(capacity)))
-			kind, rest, err := parseReply(res)
+			v, err := s.recs.rotate(ctx, h, nh, cur.Version(), &st, grace, capacity, now)
 			if err != nil {
 				s.forgetID(h, id)
-				return engine.Session{}, s.fail(ctx, err)
+				return engine.Session{}, s.redisErr(ctx, err)
 			}
-			switch kind {
+			switch v.kind {
 			case "ok":
 				s.stats.writes.Add(1)
-				for _, e := range handles(rest) {
+				for _, e := range v.ended {
 					s.forget(e)
 				}
 				s.forgetID(h, id)
@@ -340,37 +316,32 @@ func (s *Store) RotateWith(ctx context.Context, id string, o engine.RotateOption
 				continue
 			default:
 				s.forgetID(h, id)
-				return engine.Session{}, writeErr(kind)
+				return engine.Session{}, writeErr(v.kind)
 			}
 		}
 		// A login into another slot: place the new record, then retire the
 		// old one if it is still at the version read.
-		res := scriptPlace.Exec(ctx, s.client, []string{nrk, nak}, s.args(now,
-			strconv.FormatUint(st.Version, 10), strconv.FormatInt(ms(st.AbsoluteExpiry), 10),
-			strconv.FormatInt(st.IdleTimeout.Milliseconds(), 10), s.ownerField(st.UserID),
-			strconv.FormatInt(auth, 10), blob, nhx, strconv.Itoa(capacity), strconv.FormatInt(ms(st.LastAccess), 10)))
-		kind, rest, err := parseReply(res)
+		v, err := s.recs.place(ctx, nh, &st, capacity, now)
 		if err != nil {
 			s.undo(nh)
-			return engine.Session{}, s.fail(ctx, err)
+			return engine.Session{}, s.redisErr(ctx, err)
 		}
-		if kind == "dup" {
+		if v.kind == "dup" {
 			continue
 		}
-		if kind != "ok" {
+		if v.kind != "ok" {
 			return engine.Session{}, errReply
 		}
-		for _, e := range handles(rest) {
+		for _, e := range v.ended {
 			s.forget(e)
 		}
-		res = scriptRetire.Exec(ctx, s.client, []string{rk, ak}, s.args(now, strconv.FormatUint(cur.Version(), 10), hx))
-		kind, _, err = parseReply(res)
+		v, err = s.recs.retire(ctx, h, cur.Version(), now)
 		s.forgetID(h, id)
 		if err != nil {
 			s.undo(nh)
-			return engine.Session{}, s.fail(ctx, err)
+			return engine.Session{}, s.redisErr(ctx, err)
 		}
-		switch kind {
+		switch v.kind {
 		case "ok":
 			s.stats.writes.Add(1)
 			return s.keep(t, nid, nh, st, true)
@@ -379,7 +350,7 @@ func (s *Store) RotateWith(ctx context.Context, id string, o engine.RotateOption
 			remote = true
 		default:
 			s.undo(nh)
-			return engine.Session{}, writeErr(kind)
+			return engine.Session{}, writeErr(v.kind)
 		}
 	}
 	return engine.Session{}, fmt.Errorf("redistier: %w: gave up after %d attempts", engine.ErrVersionConflict, maxAttempts)
@@ -391,8 +362,7 @@ func (s *Store) undo(nh engine.Handle) {
 	s.stats.undos.Add(1)
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.ConnTimeout)
 	defer cancel()
-	scriptDelete.Exec(ctx, s.client, []string{s.keyOf(kindRecord, nh), s.keyOf(kindAccess, nh)},
-		s.args(s.local.Now(), hex.EncodeToString(nh[:])))
+	s.recs.del(ctx, nh, s.local.Now()) //nolint:errcheck
 	s.forget(nh)
 }
 
