@@ -18,8 +18,9 @@
 // These hold for every instance that shares a Redis, a key prefix and the
 // options that give tokens and records their meaning (Options).
 //
-//   - One truth. Every write is a Lua script that runs atomically in
-//     Redis: Create, a compare-and-swap Update or SetDeadline, Delete, a
+//   - One truth. Every write is one atomic step in Redis, a Lua script or
+//     (LayoutString's anonymous Create and Delete) a single command:
+//     Create, a compare-and-swap Update or SetDeadline, Delete, a
 //     rotation (old ID ended or turned into a grace entry, new record
 //     stored, owner index updated, MaxSessionsPerUser applied, in one
 //     step), RevokeUser, RevokeOthers, RevokeSession. A version conflict is
@@ -40,7 +41,9 @@
 //     Options.ServeStale says for how long it may.
 //   - Sliding expiry. Local lookups record accesses as the engine does;
 //     each instance writes them to Redis behind, at most once per session
-//     per Local.TouchLogInterval (default 1 minute), in pipelined batches.
+//     per Local.TouchLogInterval (default 1 minute), in pipelined batches
+//     (LayoutString also writes behind the access a lookup from Redis
+//     records; LayoutHash writes it in the lookup's script).
 //     These writes change only a session's access key, which is not
 //     tracked, so they evict no copy anywhere. A session used on any
 //     instance within its idle timeout stays alive on all of them; Redis
@@ -50,7 +53,7 @@
 //     record: a session expired in Redis is expired everywhere.
 //   - Failures. If Redis cannot be reached, writes return an error
 //     wrapping ErrUnavailable and the cause, and were applied whole or
-//     not at all (one script each); reads fail closed. The store
+//     not at all (one script or command each); reads fail closed. The store
 //     reconnects by itself. In a Cluster failover (a master killed, its
 //     replica promoted) the store keeps working once Redis does: the
 //     connection to the dead master drops, every copy is dropped with it,
@@ -77,10 +80,31 @@
 //
 // For a session with handle h (32 hex digits) and owner hash u:
 //
-//	<prefix>s:{bb}h   the record, a hash: version, kind, absolute expiry,
-//	                  idle timeout, owner hash, auth time, sealed blob
-//	<prefix>a:{bb}h   its last access (unix ms), a string
-//	<prefix>u:{bb}u   the owner's index, a sorted set of handles by auth time
+//	<prefix>s:{bb}h   the record (tracked)
+//	<prefix>a:{bb}h   its last access (unix ms), a string (not tracked)
+//	<prefix>u:{bb}u   the owner's index, a sorted set of handles
+//
+// Options.Layout chooses what the record is, and so what each operation
+// costs Redis:
+//
+//   - LayoutHash (the default): the record is a hash (version, kind,
+//     absolute expiry, idle timeout, owner hash, auth time, sealed blob);
+//     every write sets the access key; the index scores handles by auth
+//     time. Every operation, lookups included, is one script.
+//   - LayoutString: the record is one string, a 112-byte header (the same
+//     fields, fixed width) and the sealed blob, the header bound to the
+//     blob by the seal; the record holds the last access as of its last
+//     write, and the access key only a later one, written by touches; the
+//     index scores handles by absolute expiry and lives as long as its
+//     longest-lived member. An anonymous Create is one SET NX PX, a lookup
+//     one MGET of record and access key, a Delete one DEL (it leaves the
+//     owner's index, whose dead members the scripts that walk it drop);
+//     a compare-and-swap is a script of one GETRANGE and one SET; owned
+//     creations, rotations, revocations, listings and touches are scripts.
+//     stringrec.go describes the record and the costs.
+//
+// Both give every guarantee above; instances sharing a prefix must use
+// the same layout.
 //
 // {bb} is a hash tag, two hex digits: the first byte of h, or of u for an
 // owner's index. The store mints an owned session's ID (at creation and at
@@ -107,10 +131,12 @@
 // which drops its copy; a FLUSHALL pushes a null, which drops every copy.
 // BCAST keeps no per-key state in Redis, so it costs nothing per read. The
 // access keys are outside the prefix, so touches push nothing. NOLOOP is
-// asked for, but Redis 7 credits a script's writes to the script rather
-// than the connection, so an instance also receives its own writes'
-// invalidations and drops its own copy: the first lookup after a write on
-// the writing instance is a round trip. In a Cluster, a replica to which
+// asked for, and spares an instance the invalidations of the commands it
+// sent itself (LayoutString's plain SET and DEL), but Redis 7 credits a
+// script's writes to the script rather than the connection, so an
+// instance also receives its own scripts' invalidations and drops its own
+// copy: the first lookup or compare-and-swap after a scripted write on
+// the writing instance reads Redis first. In a Cluster, a replica to which
 // the client is connected (it asks replicas for the slot map too) pushes
 // the changes it replicates as well: duplicates, which cost at most a
 // miss.
@@ -146,8 +172,14 @@
 //     Redis with maxmemory-policy noeviction (writes then fail with
 //     ErrUnavailable when memory is full): an eviction policy could drop
 //     an owner's index, and RevokeUser would no longer find that owner's
-//     sessions. (A record or access key evicted ends its session
-//     everywhere.)
+//     sessions. (In LayoutHash, a record or access key evicted ends its
+//     session everywhere; in LayoutString, an evicted access key makes
+//     Redis judge the session by its last write, so Redis may end it while
+//     other instances' copies live until their own deadlines.)
+//   - A compare-and-swap needs a script on Redis 7 (SET has no IFEQ before
+//     Redis 8.4 and Valkey 8.1), whose invalidation comes back to the
+//     writer: an Update right after this instance's own Update of the
+//     same session is two round trips (a read, then the script).
 //   - Scripts reach an owner's session keys by names derived from its
 //     index, all in the script's own slot: Redis and Valkey allow that;
 //     proxies that require every key to be declared do not.

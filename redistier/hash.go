@@ -21,6 +21,7 @@ func (r hashRecords) keys(h engine.Handle) []string {
 }
 
 func (r hashRecords) get(ctx context.Context, h engine.Handle, now time.Time, touch bool) (found, error) {
+	r.s.stats.commands.Add(1)
 	s := r.s
 	every := strconv.FormatInt(s.touchMS, 10)
 	if !touch {
@@ -78,6 +79,7 @@ func (r hashRecords) stateOf(rk string, rest []rueidis.RedisMessage) (engine.Ses
 }
 
 func (r hashRecords) create(ctx context.Context, h engine.Handle, st *engine.SessionState, now time.Time) (verdict, error) {
+	r.s.stats.commands.Add(1)
 	s := r.s
 	keys := r.keys(h)
 	return verdictOf(scriptCreate.Exec(ctx, s.client, keys, s.args(now,
@@ -87,6 +89,7 @@ func (r hashRecords) create(ctx context.Context, h engine.Handle, st *engine.Ses
 }
 
 func (r hashRecords) update(ctx context.Context, h engine.Handle, expect uint64, st *engine.SessionState, now time.Time) (verdict, error) {
+	r.s.stats.commands.Add(1)
 	s := r.s
 	keys := r.keys(h)
 	return verdictOf(scriptUpdate.Exec(ctx, s.client, keys, s.args(now,
@@ -95,11 +98,13 @@ func (r hashRecords) update(ctx context.Context, h engine.Handle, expect uint64,
 }
 
 func (r hashRecords) del(ctx context.Context, h engine.Handle, now time.Time) error {
+	r.s.stats.commands.Add(1)
 	_, err := verdictOf(scriptDelete.Exec(ctx, r.s.client, r.keys(h), r.s.args(now, hex.EncodeToString(h[:]))))
 	return err
 }
 
 func (r hashRecords) rotate(ctx context.Context, h, nh engine.Handle, expect uint64, st *engine.SessionState, graceMS int64, capacity int, now time.Time) (verdict, error) {
+	r.s.stats.commands.Add(1)
 	s := r.s
 	nrk, nak := s.keyOf(kindRecord, nh), s.keyOf(kindAccess, nh)
 	return verdictOf(scriptRotate.Exec(ctx, s.client, append(r.keys(h), nrk, nak), s.args(now,
@@ -109,6 +114,7 @@ func (r hashRecords) rotate(ctx context.Context, h, nh engine.Handle, expect uin
 }
 
 func (r hashRecords) place(ctx context.Context, nh engine.Handle, st *engine.SessionState, capacity int, now time.Time) (verdict, error) {
+	r.s.stats.commands.Add(1)
 	s := r.s
 	keys := r.keys(nh)
 	return verdictOf(scriptPlace.Exec(ctx, s.client, keys, s.args(now,
@@ -119,11 +125,13 @@ func (r hashRecords) place(ctx context.Context, nh engine.Handle, st *engine.Ses
 }
 
 func (r hashRecords) retire(ctx context.Context, h engine.Handle, expect uint64, now time.Time) (verdict, error) {
+	r.s.stats.commands.Add(1)
 	return verdictOf(scriptRetire.Exec(ctx, r.s.client, r.keys(h), r.s.args(now,
 		strconv.FormatUint(expect, 10), hex.EncodeToString(h[:]))))
 }
 
 func (r hashRecords) revoke(ctx context.Context, uh [16]byte, mode string, h engine.Handle, now time.Time) ([]engine.Handle, error) {
+	r.s.stats.commands.Add(1)
 	s := r.s
 	v, err := verdictOf(scriptRevoke.Exec(ctx, s.client, []string{s.keyOf(kindOwner, uh)},
 		s.args(now, hex.EncodeToString(uh[:]), mode, hex.EncodeToString(h[:]))))
@@ -134,6 +142,7 @@ func (r hashRecords) revoke(ctx context.Context, uh [16]byte, mode string, h eng
 }
 
 func (r hashRecords) list(ctx context.Context, uh [16]byte, now time.Time) ([]listedState, error) {
+	r.s.stats.commands.Add(1)
 	s := r.s
 	kind, rest, err := parseReply(scriptList.Exec(ctx, s.client, []string{s.keyOf(kindOwner, uh)},
 		s.args(now, hex.EncodeToString(uh[:]))))
@@ -169,6 +178,7 @@ func (r hashRecords) list(ctx context.Context, uh [16]byte, now time.Time) ([]li
 }
 
 func (r hashRecords) touch(ctx context.Context, hs []engine.Handle, ats []int64, now time.Time) []touched {
+	r.s.stats.commands.Add(uint64(len(hs)))
 	return execTouches(ctx, r.s, scriptTouch, hs, ats, now, r.keys)
 }
 

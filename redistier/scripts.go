@@ -2,7 +2,8 @@ package redistier
 
 import "github.com/redis/rueidis"
 
-// The scripts. Each runs atomically on the node that owns its keys' slot;
+// LayoutHash's scripts (scripts_string.go has LayoutString's). Each runs
+// atomically on the node that owns its keys' slot;
 // every key a script touches, declared or derived from an owner's index,
 // shares the hash tag {bb} of its first key, so each stays in one slot.
 //

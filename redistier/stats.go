@@ -27,13 +27,19 @@ type Stats struct {
 	Touches, TouchBatches, TouchErrors uint64
 	// Unavailable counts calls that failed with ErrUnavailable.
 	Unavailable uint64
+	// Commands counts the commands sent to Redis for sessions (lookups,
+	// writes, revocations, listings, touches), each a round trip or part
+	// of a pipelined batch (touches); the connections' own housekeeping
+	// (pings, the slot map) is not counted. How many Redis executes,
+	// scripts' calls included, is in its INFO commandstats.
+	Commands uint64
 }
 
 type counters struct {
 	reads, fills, fillsSkipped, writes atomic.Uint64
 	invalidations, flushes             atomic.Uint64
 	touches, touchBatches, touchErrors atomic.Uint64
-	unavailable                        atomic.Uint64
+	unavailable, commands              atomic.Uint64
 	undos                              atomic.Uint64 // cross-slot logins rolled back (for tests)
 }
 
@@ -52,5 +58,6 @@ func (s *Store) Stats() Stats {
 		TouchBatches:  c.touchBatches.Load(),
 		TouchErrors:   c.touchErrors.Load(),
 		Unavailable:   c.unavailable.Load(),
+		Commands:      c.commands.Load(),
 	}
 }

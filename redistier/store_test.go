@@ -175,70 +175,71 @@ func TestDeleteEverywhere(t *testing.T) {
 }
 
 func TestErrors(t *testing.T) {
-	tp := topologies()[0]
-	a, _ := pair(t, tp, Options{Local: engine.Options{MaxDataSize: 100}})
-	if _, err := a.Find(ctx, "garbage", nil); !errors.Is(err, engine.ErrMalformedToken) {
-		t.Fatalf("garbage: %v", err)
-	}
-	other := a.local.NewID() // well formed, never stored
-	if _, err := a.Find(ctx, other, nil); !errors.Is(err, engine.ErrNotFound) {
-		t.Fatalf("unknown: %v", err)
-	}
-	if _, err := a.Create(ctx, engine.CreateOptions{Data: make([]byte, 101)}); !errors.Is(err, engine.ErrTooLarge) ||
-		!strings.HasPrefix(err.Error(), "redistier: ") {
-		t.Fatalf("too large: %v", err)
-	}
-	if _, err := a.Create(ctx, engine.CreateOptions{IdleTimeout: -1}); !errors.Is(err, engine.ErrInvalid) ||
-		!strings.HasPrefix(err.Error(), "redistier: ") {
-		t.Fatalf("negative timeout: %v", err)
-	}
-	s := mustCreate(t, a, engine.CreateOptions{})
-	if _, err := a.Update(ctx, s.ID(), 0, func(engine.Session) ([]byte, error) { return make([]byte, 101), nil }); !errors.Is(err, engine.ErrTooLarge) {
-		t.Fatalf("update too large: %v", err)
-	}
-	boom := errors.New("boom")
-	if _, err := a.Update(ctx, s.ID(), 0, func(engine.Session) ([]byte, error) { return nil, boom }); err != boom {
-		t.Fatalf("fn's error: %v", err)
-	}
-	if _, err := a.SetDeadline(ctx, s.ID(), a.local.Now().Add(-time.Second)); !errors.Is(err, engine.ErrInvalid) {
-		t.Fatalf("deadline in the past: %v", err)
-	}
-	if _, err := a.RevokeUser(ctx, ""); !errors.Is(err, engine.ErrInvalid) {
-		t.Fatalf("revoke of no one: %v", err)
-	}
-	if _, err := a.Update(ctx, other, 0, func(engine.Session) ([]byte, error) { return nil, nil }); !errors.Is(err, engine.ErrNotFound) {
-		t.Fatalf("update of unknown: %v", err)
-	}
-	// No error holds a session ID.
-	for _, err := range []error{
-		func() error { _, err := a.Find(ctx, other, nil); return err }(),
-		func() error { _, err := a.RotateWith(ctx, other, engine.RotateOptions{UserID: "u"}); return err }(),
-		func() error { _, err := a.SetDeadline(ctx, s.ID(), time.Time{}); return err }(),
-		func() error {
-			_, err := a.Update(ctx, s.ID(), 99, func(engine.Session) ([]byte, error) { return nil, nil })
-			return err
-		}(),
-	} {
-		if err == nil || strings.Contains(err.Error(), other) || strings.Contains(err.Error(), s.ID()) {
-			t.Fatalf("error %v", err)
+	eachLayout(t, topologies()[0], func(t *testing.T, tp topology) {
+		a, _ := pair(t, tp, Options{Local: engine.Options{MaxDataSize: 100}})
+		if _, err := a.Find(ctx, "garbage", nil); !errors.Is(err, engine.ErrMalformedToken) {
+			t.Fatalf("garbage: %v", err)
 		}
-	}
-	if _, err := New(ctx, Options{}); !errors.Is(err, engine.ErrInvalid) {
-		t.Fatalf("no address: %v", err)
-	}
-	if _, err := New(ctx, Options{Addrs: []string{"127.0.0.1:1"}, DialTimeout: 200 * time.Millisecond}); !errors.Is(err, ErrUnavailable) ||
-		!strings.HasPrefix(err.Error(), "redistier:") {
-		t.Fatalf("nothing listening: %v", err)
-	}
-	if err := a.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := a.Find(ctx, s.ID(), nil); !errors.Is(err, engine.ErrClosed) {
-		t.Fatalf("after Close: %v", err)
-	}
-	if err := a.Close(); !errors.Is(err, engine.ErrClosed) {
-		t.Fatalf("second Close: %v", err)
-	}
+		other := a.local.NewID() // well formed, never stored
+		if _, err := a.Find(ctx, other, nil); !errors.Is(err, engine.ErrNotFound) {
+			t.Fatalf("unknown: %v", err)
+		}
+		if _, err := a.Create(ctx, engine.CreateOptions{Data: make([]byte, 101)}); !errors.Is(err, engine.ErrTooLarge) ||
+			!strings.HasPrefix(err.Error(), "redistier: ") {
+			t.Fatalf("too large: %v", err)
+		}
+		if _, err := a.Create(ctx, engine.CreateOptions{IdleTimeout: -1}); !errors.Is(err, engine.ErrInvalid) ||
+			!strings.HasPrefix(err.Error(), "redistier: ") {
+			t.Fatalf("negative timeout: %v", err)
+		}
+		s := mustCreate(t, a, engine.CreateOptions{})
+		if _, err := a.Update(ctx, s.ID(), 0, func(engine.Session) ([]byte, error) { return make([]byte, 101), nil }); !errors.Is(err, engine.ErrTooLarge) {
+			t.Fatalf("update too large: %v", err)
+		}
+		boom := errors.New("boom")
+		if _, err := a.Update(ctx, s.ID(), 0, func(engine.Session) ([]byte, error) { return nil, boom }); err != boom {
+			t.Fatalf("fn's error: %v", err)
+		}
+		if _, err := a.SetDeadline(ctx, s.ID(), a.local.Now().Add(-time.Second)); !errors.Is(err, engine.ErrInvalid) {
+			t.Fatalf("deadline in the past: %v", err)
+		}
+		if _, err := a.RevokeUser(ctx, ""); !errors.Is(err, engine.ErrInvalid) {
+			t.Fatalf("revoke of no one: %v", err)
+		}
+		if _, err := a.Update(ctx, other, 0, func(engine.Session) ([]byte, error) { return nil, nil }); !errors.Is(err, engine.ErrNotFound) {
+			t.Fatalf("update of unknown: %v", err)
+		}
+		// No error holds a session ID.
+		for _, err := range []error{
+			func() error { _, err := a.Find(ctx, other, nil); return err }(),
+			func() error { _, err := a.RotateWith(ctx, other, engine.RotateOptions{UserID: "u"}); return err }(),
+			func() error { _, err := a.SetDeadline(ctx, s.ID(), time.Time{}); return err }(),
+			func() error {
+				_, err := a.Update(ctx, s.ID(), 99, func(engine.Session) ([]byte, error) { return nil, nil })
+				return err
+			}(),
+		} {
+			if err == nil || strings.Contains(err.Error(), other) || strings.Contains(err.Error(), s.ID()) {
+				t.Fatalf("error %v", err)
+			}
+		}
+		if _, err := New(ctx, Options{}); !errors.Is(err, engine.ErrInvalid) {
+			t.Fatalf("no address: %v", err)
+		}
+		if _, err := New(ctx, Options{Addrs: []string{"127.0.0.1:1"}, DialTimeout: 200 * time.Millisecond}); !errors.Is(err, ErrUnavailable) ||
+			!strings.HasPrefix(err.Error(), "redistier:") {
+			t.Fatalf("nothing listening: %v", err)
+		}
+		if err := a.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.Find(ctx, s.ID(), nil); !errors.Is(err, engine.ErrClosed) {
+			t.Fatalf("after Close: %v", err)
+		}
+		if err := a.Close(); !errors.Is(err, engine.ErrClosed) {
+			t.Fatalf("second Close: %v", err)
+		}
+	})
 }
 
 func TestSetDeadline(t *testing.T) {

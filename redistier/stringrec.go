@@ -36,8 +36,8 @@ import (
 // So an anonymous Create is one plain SET NX PX, with no access key and no
 // script; a lookup is one MGET of both keys; a Delete is one DEL. A
 // record that Redis judges expired (by the later of the two times plus
-// the slack) is deleted by whoever finds it, so that its invalidation
-// drops every copy.
+// the slack) is deleted by the script that finds it; a lookup leaves it
+// to its time to live (at most one idle timeout more).
 //
 // The owner's index scores handles by absolute expiry, not auth time: a
 // member past it is dead, and every admission drops those with one
@@ -164,6 +164,7 @@ func (s *Store) recordTTL(st *engine.SessionState, now time.Time) int64 {
 }
 
 func (r stringRecords) get(ctx context.Context, h engine.Handle, now time.Time, touch bool) (found, error) {
+	r.s.stats.commands.Add(1)
 	s := r.s
 	rk, ak := s.keyOf(kindRecord, h), s.keyOf(kindAccess, h)
 	arr, err := s.client.Do(ctx, s.client.B().Mget().Key(rk, ak).Build()).ToArray()
@@ -200,11 +201,10 @@ func (r stringRecords) get(ctx context.Context, h engine.Handle, now time.Time, 
 		la = max(la, a)
 	}
 	if n >= hd.x || n >= la+hd.idle+s.slackMS {
-		// Expired by Redis's account: end the record, so that its
-		// invalidation drops every copy (one whose last access is ahead of
-		// Redis's, its access key lost, would outlive it). Best effort:
-		// every reader judges it so anyway.
-		s.client.Do(ctx, s.client.B().Del().Key(rk, ak).Build()) //nolint:errcheck
+		// Expired by Redis's account. No copy outlives this judgement (a
+		// copy's last access is ahead of Redis's by less than the slack),
+		// so the record is left to its time to live: deleting it here
+		// could not be made conditional without a script.
 		return found{kind: "ex"}, nil
 	}
 	st, err := r.open(rk, v, hd)
@@ -225,6 +225,7 @@ func (r stringRecords) create(ctx context.Context, h engine.Handle, st *engine.S
 	if st.UserID != "" {
 		return r.place(ctx, h, st, s.cap, now)
 	}
+	s.stats.commands.Add(1)
 	rk := s.keyOf(kindRecord, h)
 	err := s.client.Do(ctx, s.client.B().Set().Key(rk).Value(r.value(rk, st)).Nx().
 		PxMilliseconds(s.recordTTL(st, now)).Build()).Error()
@@ -238,6 +239,7 @@ func (r stringRecords) create(ctx context.Context, h engine.Handle, st *engine.S
 }
 
 func (r stringRecords) place(ctx context.Context, nh engine.Handle, st *engine.SessionState, capacity int, now time.Time) (verdict, error) {
+	r.s.stats.commands.Add(1)
 	s := r.s
 	rk := s.keyOf(kindRecord, nh)
 	return verdictOf(scriptSAdmit.Exec(ctx, s.client, []string{rk}, s.args(now,
@@ -246,6 +248,7 @@ func (r stringRecords) place(ctx context.Context, nh engine.Handle, st *engine.S
 }
 
 func (r stringRecords) update(ctx context.Context, h engine.Handle, expect uint64, st *engine.SessionState, now time.Time) (verdict, error) {
+	r.s.stats.commands.Add(1)
 	s := r.s
 	keys := r.keys(h)
 	return verdictOf(scriptSUpdate.Exec(ctx, s.client, keys, s.args(now,
@@ -254,11 +257,13 @@ func (r stringRecords) update(ctx context.Context, h engine.Handle, expect uint6
 }
 
 func (r stringRecords) del(ctx context.Context, h engine.Handle, _ time.Time) error {
+	r.s.stats.commands.Add(1)
 	s := r.s
 	return s.client.Do(ctx, s.client.B().Del().Key(r.keys(h)...).Build()).Error()
 }
 
 func (r stringRecords) rotate(ctx context.Context, h, nh engine.Handle, expect uint64, st *engine.SessionState, graceMS int64, capacity int, now time.Time) (verdict, error) {
+	r.s.stats.commands.Add(1)
 	s := r.s
 	nrk := s.keyOf(kindRecord, nh)
 	var grace []byte
@@ -273,11 +278,13 @@ func (r stringRecords) rotate(ctx context.Context, h, nh engine.Handle, expect u
 }
 
 func (r stringRecords) retire(ctx context.Context, h engine.Handle, expect uint64, now time.Time) (verdict, error) {
+	r.s.stats.commands.Add(1)
 	return verdictOf(scriptSRetire.Exec(ctx, r.s.client, r.keys(h), r.s.args(now,
 		version16(expect), hex.EncodeToString(h[:]))))
 }
 
 func (r stringRecords) revoke(ctx context.Context, uh [16]byte, mode string, h engine.Handle, now time.Time) ([]engine.Handle, error) {
+	r.s.stats.commands.Add(1)
 	s := r.s
 	v, err := verdictOf(scriptSRevoke.Exec(ctx, s.client, []string{s.keyOf(kindOwner, uh)},
 		s.args(now, hex.EncodeToString(uh[:]), mode, hex.EncodeToString(h[:]))))
@@ -288,6 +295,7 @@ func (r stringRecords) revoke(ctx context.Context, uh [16]byte, mode string, h e
 }
 
 func (r stringRecords) list(ctx context.Context, uh [16]byte, now time.Time) ([]listedState, error) {
+	r.s.stats.commands.Add(1)
 	s := r.s
 	kind, rest, err := parseReply(scriptSList.Exec(ctx, s.client, []string{s.keyOf(kindOwner, uh)},
 		s.args(now, hex.EncodeToString(uh[:]))))
@@ -323,5 +331,6 @@ func (r stringRecords) list(ctx context.Context, uh [16]byte, now time.Time) ([]
 }
 
 func (r stringRecords) touch(ctx context.Context, hs []engine.Handle, ats []int64, now time.Time) []touched {
+	r.s.stats.commands.Add(uint64(len(hs)))
 	return execTouches(ctx, r.s, scriptSTouch, hs, ats, now, r.keys)
 }

@@ -4,7 +4,8 @@
 // requests (from INFO commandstats before and after), how fast a change on
 // one instance reaches another (invalidation latency), and requests/s;
 // then the same workload with one plain Redis GET (or SET) per request as
-// the peer row.
+// the peer row. The store rows run once per record layout in -layouts
+// (redistier.Options.Layout), one after the other, each on fresh keys.
 //
 // Usage (Redis from testdata/redis.sh, on loopback only):
 //
@@ -14,10 +15,11 @@
 //	bash testdata/redis.sh stop "$REDISTIER_DIR"
 //
 // Columns: requests/s; the local hit ratio (lookups served from a copy);
-// sent/1000, the commands clients sent to Redis per 1,000 requests (round
-// trips); calls/1000, every command INFO commandstats counted, the calls
-// scripts make included; the invalidation latency, from the start of a
-// write on one instance until another has dropped its copy.
+// sent/1000, the commands the stores sent to Redis per 1,000 requests
+// (Stats.Commands: round trips); calls/1000, every command INFO
+// commandstats counted, the calls scripts make included; the invalidation
+// latency, from the start of a write on one instance until another has
+// dropped its copy.
 //
 // The workload: preload -sessions sessions of -data bytes; then
 // -goroutines goroutines, each bound to one of -instances stores, pick
@@ -61,6 +63,7 @@ type config struct {
 	updates    float64
 	samples    int
 	peer       bool
+	layouts    []redistier.Layout
 }
 
 func main() {
@@ -76,7 +79,18 @@ func main() {
 	flag.Float64Var(&c.updates, "updates", 0.05, "fraction of requests that are Updates")
 	flag.IntVar(&c.samples, "inval-samples", 500, "writes timed for the invalidation latency")
 	flag.BoolVar(&c.peer, "peer", true, "also run the peer row: one plain Redis GET (or SET) per request")
+	layouts := flag.String("layouts", "hash,string", "record layouts to run a store row for, comma-separated: hash, string")
 	flag.Parse()
+	for _, l := range strings.Split(*layouts, ",") {
+		switch l {
+		case "hash":
+			c.layouts = append(c.layouts, redistier.LayoutHash)
+		case "string":
+			c.layouts = append(c.layouts, redistier.LayoutString)
+		default:
+			fail(fmt.Errorf("unknown layout %q (hash, string)", l))
+		}
+	}
 	c.addrs = strings.Split(*addrs, ",")
 	if *addrs == "" {
 		fail(errors.New("no Redis address: set -redis or REDISTIER_STANDALONE"))
@@ -102,11 +116,13 @@ func main() {
 	fmt.Printf("%-22s %12s %10s %12s %12s %10s %10s %s\n", "row", "requests/s", "hit ratio", "sent/1000", "calls/1000",
 		"inval p50", "inval p99", "inval max")
 
-	tier, err := runTier(ctx, c, admin)
-	if err != nil {
-		fail(err)
+	for _, l := range c.layouts {
+		tier, err := runTier(ctx, c, admin, l)
+		if err != nil {
+			fail(err)
+		}
+		tier.print(fmt.Sprintf("redistier x%d %s", c.instances, l))
 	}
-	tier.print(fmt.Sprintf("redistier x%d", c.instances))
 	if c.peer {
 		peer, err := runPeer(ctx, c, admin)
 		if err != nil {
@@ -173,27 +189,21 @@ func (r result) print(name string) {
 		per(r.sent), per(r.commands), p(0.5), p(0.99), maxl)
 }
 
-// scriptInner are the commands redistier's scripts call; INFO
-// commandstats counts those calls as commands of their own.
-var scriptInner = map[string]bool{"hmget": true, "hget": true, "get": true, "set": true, "del": true, "pttl": true,
-	"pexpire": true, "hset": true, "zadd": true, "zrange": true, "zrem": true, "exists": true}
-
-// commandCalls sums the calls of every command on every master: all of
-// them, and those a client sent (round trips; with inner, the commands
-// only scripts call are left out).
-func commandCalls(ctx context.Context, admin rueidis.Client, inner map[string]bool) (calls, sent uint64, err error) {
-	var total, top uint64
+// commandCalls sums the calls of every command on every master, the calls
+// scripts make included, and its own INFOs left out.
+func commandCalls(ctx context.Context, admin rueidis.Client) (calls uint64, err error) {
+	var total uint64
 	for _, n := range admin.Nodes() {
 		info, err := n.Do(ctx, n.B().Info().Section("replication").Build()).ToString()
 		if err != nil {
-			return 0, 0, err
+			return 0, err
 		}
 		if !strings.Contains(info, "role:master") {
 			continue
 		}
 		stats, err := n.Do(ctx, n.B().Info().Section("commandstats").Build()).ToString()
 		if err != nil {
-			return 0, 0, err
+			return 0, err
 		}
 		for _, line := range strings.Split(stats, "\n") {
 			name, ok := strings.CutPrefix(line, "cmdstat_")
@@ -201,15 +211,15 @@ func commandCalls(ctx context.Context, admin rueidis.Client, inner map[string]bo
 				continue
 			}
 			name, rest, _ := strings.Cut(name, ":calls=")
+			if name == "info" {
+				continue
+			}
 			v, _, _ := strings.Cut(rest, ",")
 			n, _ := strconv.ParseUint(v, 10, 64)
 			total += n
-			if !inner[name] {
-				top += n
-			}
 		}
 	}
-	return total, top, nil
+	return total, nil
 }
 
 func prefix() string {
@@ -266,13 +276,13 @@ func drive(c config, op func(g int, next func() int, r *mrand.Rand) error) (uint
 	return done.Load(), elapsed, nil
 }
 
-func runTier(ctx context.Context, c config, admin rueidis.Client) (result, error) {
+func runTier(ctx context.Context, c config, admin rueidis.Client, layout redistier.Layout) (result, error) {
 	p := prefix()
 	var mu sync.Mutex
 	waiting := map[engine.Handle]chan struct{}{}
 	stores := make([]*redistier.Store, c.instances)
 	for i := range stores {
-		o := redistier.Options{Addrs: c.addrs, KeyPrefix: p}
+		o := redistier.Options{Addrs: c.addrs, KeyPrefix: p, Layout: layout}
 		if i == 1 || c.instances == 1 {
 			o.OnInvalidation = func(h engine.Handle) {
 				mu.Lock()
@@ -299,11 +309,11 @@ func runTier(ctx context.Context, c config, admin rueidis.Client) (result, error
 	}); err != nil {
 		return result{}, err
 	}
-	before := make([]engine.Stats, len(stores))
+	before := make([]redistier.Stats, len(stores))
 	for i, s := range stores {
-		before[i] = s.Stats().Local
+		before[i] = s.Stats()
 	}
-	calls0, sent0, err := commandCalls(ctx, admin, scriptInner)
+	calls0, err := commandCalls(ctx, admin)
 	if err != nil {
 		return result{}, err
 	}
@@ -320,19 +330,19 @@ func runTier(ctx context.Context, c config, admin rueidis.Client) (result, error
 	if err != nil {
 		return result{}, err
 	}
-	calls1, sent1, err := commandCalls(ctx, admin, scriptInner)
+	calls1, err := commandCalls(ctx, admin)
 	if err != nil {
 		return result{}, err
 	}
-	var hits, lookups uint64
+	var hits, lookups, sent uint64
 	for i, s := range stores {
-		st := s.Stats().Local
-		hits += st.Hits - before[i].Hits
-		lookups += st.Hits + st.Misses - before[i].Hits - before[i].Misses
+		st, b := s.Stats(), before[i]
+		hits += st.Local.Hits - b.Local.Hits
+		lookups += st.Local.Hits + st.Local.Misses - b.Local.Hits - b.Local.Misses
+		sent += st.Commands - b.Commands
 	}
-	infos := uint64(2 * len(admin.Nodes())) // commandCalls's own INFOs
 	res := result{requests: n, elapsed: elapsed, hitRatio: float64(hits) / float64(max(lookups, 1)),
-		commands: calls1 - calls0 - infos, sent: sent1 - sent0 - infos}
+		commands: calls1 - calls0, sent: sent}
 
 	// Invalidation latency: A (instance 0) writes a session B (instance 1,
 	// or A itself when alone) holds a copy of; time from the write's start
@@ -415,7 +425,7 @@ func runPeer(ctx context.Context, c config, admin rueidis.Client) (result, error
 	}); err != nil {
 		return result{}, err
 	}
-	calls0, _, err := commandCalls(ctx, admin, nil)
+	calls0, err := commandCalls(ctx, admin)
 	if err != nil {
 		return result{}, err
 	}
@@ -429,11 +439,10 @@ func runPeer(ctx context.Context, c config, admin rueidis.Client) (result, error
 	if err != nil {
 		return result{}, err
 	}
-	calls1, _, err := commandCalls(ctx, admin, nil)
+	calls1, err := commandCalls(ctx, admin)
 	if err != nil {
 		return result{}, err
 	}
-	infos := uint64(2 * len(admin.Nodes()))
 	return result{requests: n, elapsed: elapsed, hitRatio: math.NaN(),
-		commands: calls1 - calls0 - infos, sent: calls1 - calls0 - infos}, nil
+		commands: calls1 - calls0, sent: calls1 - calls0}, nil
 }
