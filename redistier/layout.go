@@ -14,9 +14,12 @@ import (
 )
 
 // Layout chooses how a Store keeps its records in Redis. Every instance
-// sharing a Redis and a KeyPrefix must use the same one: the layouts use
-// the same key names with different value types, so a mixed deployment
-// fails (Redis answers WRONGTYPE) rather than splitting silently.
+// sharing a Redis and a KeyPrefix must use the same one. The layouts use
+// the same key names with different value types and neither reads the
+// other's records: a LayoutHash instance fails (WRONGTYPE, as
+// ErrUnavailable) on a LayoutString record, and a LayoutString instance
+// finds no LayoutHash session. So a mixed deployment fails closed, and
+// changing the layout of a running deployment ends every session.
 type Layout int
 
 const (
@@ -34,6 +37,8 @@ const (
 	LayoutString
 )
 
+// String returns the layout's name as the benchmarks use it: "hash",
+// "string".
 func (l Layout) String() string {
 	switch l {
 	case LayoutHash:

@@ -150,7 +150,7 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 		}
 	}
 	if err != nil {
-		s.local.Close()
+		_ = s.local.Close() // in memory: nothing to lose
 		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 
@@ -159,7 +159,7 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 	// keys, fails New rather than the first request.
 	if err := s.client.Do(ctx, s.client.B().Ping().Build()).Error(); err != nil {
 		s.client.Close()
-		s.local.Close()
+		_ = s.local.Close() // in memory: nothing to lose
 		return nil, s.fail(ctx, err)
 	}
 	if s.cluster {
@@ -168,7 +168,7 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 		// start, whichever nodes its reads go to.
 		if _, err := s.slotLayout(ctx); err != nil {
 			s.client.Close()
-			s.local.Close()
+			_ = s.local.Close() // in memory: nothing to lose
 			return nil, s.fail(ctx, err)
 		}
 	}
@@ -215,8 +215,7 @@ func (s *Store) Close() error {
 		close(s.stop)
 		s.wg.Wait()
 		s.client.Close()
-		s.local.Close()
-		err = nil
+		err = s.local.Close()
 	})
 	return err
 }

@@ -1,6 +1,7 @@
 package redistier
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -125,5 +126,23 @@ func stringLayoutOwnerIndex(t *testing.T, tp topology) {
 	}
 	if list, err := a.UserSessions(ctx, "olga"); err != nil || len(list) != 2 {
 		t.Fatalf("UserSessions: %d %v", len(list), err)
+	}
+}
+
+// TestMixedLayoutsFailClosed: instances that disagree on the layout do
+// not share sessions, and neither serves the other's records.
+func TestMixedLayoutsFailClosed(t *testing.T) {
+	tp := topologies()[0]
+	prefix := freshPrefix()
+	h := open(t, tp, Options{KeyPrefix: prefix, Layout: LayoutHash})
+	tp.layout = LayoutString
+	s := open(t, tp, Options{KeyPrefix: prefix})
+	a := mustCreate(t, h, engine.CreateOptions{Data: []byte("a")})
+	if _, err := s.Find(ctx, a.ID(), nil); !errors.Is(err, engine.ErrNotFound) {
+		t.Fatalf("a hash record read by a string store: %v", err)
+	}
+	b := mustCreate(t, s, engine.CreateOptions{Data: []byte("b")})
+	if _, err := h.Find(ctx, b.ID(), nil); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("a string record read by a hash store: %v", err)
 	}
 }

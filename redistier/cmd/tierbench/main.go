@@ -297,7 +297,7 @@ func runTier(ctx context.Context, c config, admin rueidis.Client, layout redisti
 		if err != nil {
 			return result{}, err
 		}
-		defer s.Close()
+		defer s.Close() //nolint:errcheck // the run's results are in
 		stores[i] = s
 	}
 	data := make([]byte, c.data)
