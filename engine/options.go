@@ -74,8 +74,10 @@ type Options struct {
 	SegmentSize int64
 
 	// NoMap makes the log write its segments with write calls instead of
-	// mapping them into memory, which it does by default where the file
-	// system preallocates space (Linux). Mapped, a write is in the page
+	// mapping them into memory, which it does by default under
+	// SyncEverySecond and SyncNo where the file system preallocates space
+	// (Linux). Under SyncAlways the log writes its segments either way:
+	// every write waits for an fsync, which a mapping makes slower. Mapped, a write is in the page
 	// cache, safe from a process crash, without a system call, so under
 	// SyncEverySecond it is acknowledged at once; but a store into a page
 	// the kernel has just written back faults, and the fault may wait for
@@ -246,6 +248,10 @@ type Options struct {
 	// beforePublish, if set, runs when a snapshot asks the log to be
 	// durable through what it copied, before it does.
 	beforePublish func()
+
+	// mapAlways maps the log's segments under SyncAlways too, which by
+	// default writes them: BenchmarkCreateDurable compares the two.
+	mapAlways bool
 }
 
 const (

@@ -90,7 +90,7 @@ func (e *Engine) openJournal() error {
 			FS:            o.FS,
 			Logger:        o.Logger,
 			ExpectSegment: expect,
-			NoMap:         o.NoMap,
+			Map:           o.walMap(),
 			OnSkip:        func(string) { replayed.suspectAll() },
 			OnSegment:     mf.record,
 			OnWrite:       e.observeLogWrite,
@@ -353,4 +353,15 @@ type RecoveryStats struct {
 	Quarantined []string
 	// Duration is how long recovery took, snapshot and log together.
 	Duration time.Duration
+}
+
+// walMap is the log's MapMode for these options.
+func (o *Options) walMap() wal.MapMode {
+	switch {
+	case o.NoMap:
+		return wal.MapNever
+	case o.mapAlways:
+		return wal.MapAlways
+	}
+	return wal.MapAuto
 }

@@ -122,11 +122,31 @@
 //
 // # Durability and recovery
 //
-// [Log.Append] copies a record into the in-memory batch and assigns its LSN;
-// [Log.Wait] then blocks as the [SyncPolicy] says. One flusher goroutine
-// writes each batch with one write call and, under [SyncAlways], fsyncs once
-// for every writer whose record was in the batch (group commit). Wait wakes
-// exactly the writers whose records are covered.
+// A log writes its segments in one of two ways ([Options.Map]). By
+// default it maps them under SyncEverySecond and SyncNo, and writes them
+// under SyncAlways.
+//
+// Mapped: where the file system preallocates a segment's space and the
+// [File] is a [Mapper] (Linux), [Log.Append] assigns the record its LSN and
+// copies it into the segment's mapping under the append lock. The record is
+// then in the page cache, safe from a process crash, with no system call,
+// and [Log.Wait] returns at once under SyncEverySecond and SyncNo. The
+// flusher goroutine only fsyncs (as the policy, [Log.Sync] or
+// [Log.WaitDurable] ask) and finishes full segments: fsync, unmap, trim to
+// the data, close. The next segment, preallocated and mapped ahead of time,
+// gets its header and its name under the append lock, and its header is
+// fsynced before its name is made durable. A store into the mapping cannot
+// fail for want of space; an I/O error there would raise SIGBUS, which the
+// copy turns into the log's failure (debug.SetPanicOnFault) instead of a
+// crash. The bytes on disk are the same in both modes.
+//
+// Written: [Log.Append] copies a record into the in-memory batch and
+// assigns its LSN; [Log.Wait] then blocks as the [SyncPolicy] says. One
+// flusher goroutine writes each batch with one write call and, under
+// [SyncAlways], fsyncs once for every writer whose record was in the batch
+// (group commit). Wait wakes exactly the writers whose records are covered.
+// Under SyncAlways the written mode is faster: see the zeros below, which
+// a mapping cannot write ahead of its stores.
 //
 // Under SyncAlways the flusher, once an fsync has woken its writers, holds
 // the next batch until as many records as it woke have been appended again,

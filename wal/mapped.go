@@ -34,8 +34,13 @@ import (
 // tryMap maps s for appends if the log may and can, and reports whether it
 // did.
 func (l *Log) tryMap(s *segment) bool {
-	if l.opts.NoMap {
+	switch l.opts.Map {
+	case MapNever:
 		return false
+	case MapAuto:
+		if l.opts.Sync == SyncAlways {
+			return false
+		}
 	}
 	mp, ok := s.f.(Mapper)
 	if !ok {

@@ -26,7 +26,7 @@ func TestMappedAndWrittenSegmentsAreTheSameBytes(t *testing.T) {
 	for _, noMap := range []bool{false, true} {
 		dir := t.TempDir()
 		dirs[noMap] = dir
-		l, _, _ := openLog(t, dir, wal.Options{Sync: wal.SyncAlways, SegmentSize: 16 << 10, NoMap: noMap}, 0)
+		l, _, _ := openLog(t, dir, wal.Options{Sync: wal.SyncAlways, SegmentSize: 16 << 10, Map: mapMode(noMap)}, 0)
 		assert.Equal(t, !noMap, l.AcksAtAppend() || l.Mapped(), "mapped where it can be")
 		for i, r := range recs {
 			appendWait(t, l, r)
@@ -92,7 +92,7 @@ func TestMappedPowerCut(t *testing.T) {
 		t.Run(policy.String(), func(t *testing.T) {
 			dir := t.TempDir()
 			fsys := &waltest.FS{Mappable: true, NeedDirSync: true}
-			l, _, _ := openLog(t, dir, wal.Options{Sync: policy, SegmentSize: 8 << 10, SyncInterval: time.Hour, FS: fsys}, 0)
+			l, _, _ := openLog(t, dir, wal.Options{Sync: policy, SegmentSize: 8 << 10, SyncInterval: time.Hour, FS: fsys, Map: wal.MapAlways}, 0)
 			require.True(t, l.Mapped())
 			recs := randomRecords(11, 200)
 			var p wal.Pending
@@ -120,5 +120,25 @@ func TestMappedPowerCut(t *testing.T) {
 				require.Equal(t, recs[i], got[i], "a prefix of the log")
 			}
 		})
+	}
+}
+
+// mapMode is MapNever for noMap and MapAlways otherwise.
+func mapMode(noMap bool) wal.MapMode {
+	if noMap {
+		return wal.MapNever
+	}
+	return wal.MapAlways
+}
+
+// TestMapAuto: by default the log maps its segments under SyncEverySecond
+// and SyncNo, and writes them under SyncAlways.
+func TestMapAuto(t *testing.T) {
+	wal.VerifyNoLeaks(t)
+	for _, policy := range []wal.SyncPolicy{wal.SyncAlways, wal.SyncEverySecond, wal.SyncNo} {
+		fsys := &waltest.FS{Mappable: true}
+		l, _, _ := openLog(t, t.TempDir(), wal.Options{Sync: policy, FS: fsys}, 0)
+		assert.Equal(t, policy != wal.SyncAlways, l.Mapped(), "%s", policy)
+		require.NoError(t, l.Close())
 	}
 }

@@ -47,6 +47,26 @@ const (
 	DefaultSyncInterval = time.Second
 )
 
+// MapMode says when the log maps its segments instead of writing them.
+type MapMode uint8
+
+const (
+	// MapAuto maps the segments under SyncEverySecond and SyncNo, where a
+	// mapped record is acknowledged without a system call, and writes them
+	// under SyncAlways, where every acknowledgment waits for an fsync
+	// anyway. Written, the flusher writes zeros ahead of the data
+	// (zeroAhead), so an fsync only flushes data; a mapping's stores land
+	// in preallocated, unwritten extents, whose conversion every fsync then
+	// commits to the journal. Measured (BENCHMARKS.md), mapped segments
+	// made SyncAlways about 30% slower at 64 writers.
+	MapAuto MapMode = iota
+	// MapNever writes the segments under every policy.
+	MapNever
+	// MapAlways maps the segments under every policy, SyncAlways too: for
+	// comparing the two, and for testing mapped segments under SyncAlways.
+	MapAlways
+)
+
 // Options configure a Log. The zero value is a safe default: SyncEverySecond,
 // 64 MiB segments, the operating system's file system, slog.Default().
 type Options struct {
@@ -100,9 +120,9 @@ type Options struct {
 	OnWrite func(records uint64, bytes int)
 	OnFsync func(time.Duration)
 
-	// NoMap makes the log write its segments with write calls even where
-	// it could map them (see mapped.go): for comparing the two.
-	NoMap bool
+	// Map chooses between mapped segments and write calls (see mapped.go).
+	// The zero value, MapAuto, maps them under SyncEverySecond and SyncNo.
+	Map MapMode
 
 	// everysecInFlusher makes the flusher itself fsync every SyncInterval
 	// instead of a separate syncer goroutine. Only the benchmark that

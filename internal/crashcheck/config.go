@@ -258,8 +258,9 @@ func (s *Schedule) Next(last *Run) Plan {
 		c.RotateGrace = 0
 	}
 	c.PowerCut = s.every(1, s.PowerCut)
-	// Half of the power cuts on mapped segments, half on written ones.
-	c.Mapped = c.PowerCut && s.every(4, 0.5)
+	// Half of the power cuts on mapped segments, half on written ones,
+	// under the policies that map (SyncAlways writes its segments).
+	c.Mapped = c.PowerCut && c.Sync != "always" && s.every(4, 0.5)
 	p := Plan{Config: c, KillAfter: 5 + s.r.IntN(max(1, s.MaxAcks-4)), LossWindow: s.LossWindow}
 	if s.every(0, s.InOpen) {
 		open := s.openTime
