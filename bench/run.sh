@@ -98,6 +98,7 @@ for round in $(seq "$COUNT"); do
       -benchmem -cpu "$CPU" -count 1 -benchtime "$BENCHTIME" -timeout 0
   done
   bench middleware.txt -bench '^BenchmarkMiddleware$' -benchmem -cpu "$CPU" -count 1 -benchtime "$BENCHTIME" -timeout 0
+  bench durable.txt -bench '^BenchmarkDurable$' -benchmem -cpu "$CPU" -count 1 -benchtime "$BENCHTIME" -timeout 0
 done
 for round in $(seq "$MEMCOUNT"); do
   for s in $STORES; do
@@ -214,6 +215,22 @@ calling the store directly.
 
 EOF
   table -col /call "$results/adapter.txt"
+  cat <<EOF
+
+## Durable writes against pebble
+
+New 200-byte values written by 1, 8 and 64 concurrent writers to a
+directory under TMPDIR: sesscache's Create against pebble v2's Set of a new
+16-byte key (pebble is an embedded LSM store whose write-ahead log also
+group-commits). sesscache's SyncAlways against pebble.Sync: each write
+returns after an fsync covers it. sesscache's SyncEverySecond against
+pebble.NoSync: each write returns once it is in the operating system's
+hands (sesscache also fsyncs every second; pebble does not).
+
+EOF
+  table -col '/store@(sesscache-always pebble-sync)' -filter '/store:(sesscache-always OR pebble-sync)' "$results/durable.txt"
+  echo
+  table -col '/store@(sesscache-everysec pebble-nosync)' -filter '/store:(sesscache-everysec OR pebble-nosync)' "$results/durable.txt"
   cat <<EOF
 
 ## Durable writes against Redis
