@@ -32,23 +32,28 @@ const (
 //
 //	0   lastAccess    int64, unix ns     mutable: atomic, any goroutine
 //	8   key           [16]byte
-//	24  version       uint64
-//	32  created       int64, unix ns
-//	40  idle          int64, ns
-//	48  absolute      int64, unix ns
-//	56  total         uint32, length of the whole allocation
-//	60  heapIdx       int32              mutable: writers, under the lock
-//	64  heapDeadline  uint32, unix s     mutable: writers, under the lock
-//	68  logged        uint32, unix s     mutable: atomic, any goroutine
-//	72  userLen       uint16
-//	74  flags         uint8
-//	75  (unused)
-//	76  hint          uint16, the 16 hash bits that place the record's ID
-//	78  labelLen      uint16
+//	24  idle          int64, ns
+//	32  absolute      int64, unix ns
+//	40  userLen       uint16
+//	42  flags         uint8
+//	43  (unused)
+//	44  hint          uint16, the 16 hash bits that place the record's ID
+//	46  labelLen      uint16
+//	48  version       uint64
+//	56  created       int64, unix ns
+//	64  total         uint32, length of the whole allocation
+//	68  heapIdx       int32              mutable: writers, under the lock
+//	72  heapDeadline  uint32, unix s     mutable: writers, under the lock
+//	76  logged        uint32, unix s     mutable: atomic, any goroutine
 //	80  fingerprint   uint64, hash of the client fingerprint (FlagBound)
 //	88  authAt        int64, unix ns of the last authentication; 0: never
 //	96  digest        [16]byte, the ID's digest if the engine keeps it; zero if not
 //	112 user ID, then label, then data
+//
+// What a lookup reads (the last access, the key, the deadlines and the
+// flags) is in the first 48 bytes, so that a Get that does not read the
+// data touches one cache line of the record when the allocation is
+// aligned, and at most two when it is not.
 //
 // The last access lives in the record rather than beside it because every
 // replacement of a record is itself an access: a touch that lands on the old
@@ -56,18 +61,18 @@ const (
 // time, so it is never lost for more than a clock tick.
 const (
 	offKey          = 8
-	offVersion      = 24
-	offCreated      = 32
-	offIdle         = 40
-	offAbsolute     = 48
-	offTotal        = 56
-	offHeapIdx      = 60
-	offHeapDeadline = 64
-	offLogged       = 68
-	offUserLen      = 72
-	offFlags        = 74
-	offHint         = 76
-	offLabelLen     = 78
+	offIdle         = 24
+	offAbsolute     = 32
+	offUserLen      = 40
+	offFlags        = 42
+	offHint         = 44
+	offLabelLen     = 46
+	offVersion      = 48
+	offCreated      = 56
+	offTotal        = 64
+	offHeapIdx      = 68
+	offHeapDeadline = 72
+	offLogged       = 76
 	offFingerprint  = 80
 	offAuthAt       = 88
 	offDigest       = 96
