@@ -23,17 +23,22 @@ type SyncPolicy uint8
 // fsync under every policy: a logout survives a power cut.
 const (
 	// SyncEverySecond, the default: a write returns once its log record is
-	// handed to the operating system, and the log is fsynced every second.
-	// A process crash loses nothing that was acknowledged; a power cut or
-	// kernel crash loses at most about the last second of writes other
-	// than removals.
+	// in the operating system's page cache (copied into the mapped log, or,
+	// where the log is not mapped, written to it), and the log is fsynced
+	// every second. A process crash loses nothing that was acknowledged; a
+	// power cut or kernel crash loses at most about the last second of
+	// writes other than removals (Delete and the revocations wait for an
+	// fsync under every policy).
 	SyncEverySecond SyncPolicy = iota
 	// SyncAlways: a write returns after an fsync covers its record; many
 	// concurrent writers share one fsync (group commit). Nothing that was
 	// acknowledged is lost, even to a power cut.
 	SyncAlways
-	// SyncNo: a write returns at once and the operating system decides when
-	// to write. A process crash can lose the writes of the last moments.
+	// SyncNo: a write returns once its record is in the page cache (mapped
+	// log) or, where the log is not mapped, at once, and the operating
+	// system decides when to write. A power cut loses what it had not
+	// written; with the log not mapped a process crash can lose the writes
+	// of the last moments too.
 	SyncNo
 )
 
@@ -76,13 +81,13 @@ type Options struct {
 	// NoMap makes the log write its segments with write calls instead of
 	// mapping them into memory, which it does by default under
 	// SyncEverySecond and SyncNo where the file system preallocates space
-	// (Linux). Under SyncAlways the log writes its segments either way:
-	// every write waits for an fsync, which a mapping makes slower. Mapped, a write is in the page
-	// cache, safe from a process crash, without a system call, so under
-	// SyncEverySecond it is acknowledged at once; but a store into a page
-	// the kernel has just written back faults, and the fault may wait for
-	// the file system's journal. Written, the log's flusher makes every
-	// system call and writers wait for it instead.
+	// (Linux). Mapped, a write is in the page cache, safe from a process
+	// crash, without a system call, so it is acknowledged at once; but a
+	// store into a page the kernel has just written back faults, and the
+	// fault may wait for the file system's journal. Written, the log's
+	// flusher makes every system call and writers wait for it instead.
+	// Under SyncAlways the log writes its segments either way: every write
+	// waits for an fsync, which a mapping makes slower.
 	NoMap bool
 
 	// SkipDamaged makes recovery go on past damage in the log (a damaged
@@ -151,6 +156,10 @@ type Options struct {
 	// Records open with whichever key they name, so keys rotate the same
 	// way as signing keys. Recovery fails with ErrEncryptionKey if a needed
 	// key is missing or a record does not open. Memory holds plaintext.
+	// Records written before encryption was turned on are plaintext on
+	// disk (key ID 0) and still load, until a snapshot rewrites them
+	// sealed; so the seal does not stop whoever can write the data
+	// directory from adding plaintext records, which its 0700 mode does.
 	EncryptionKeys []EncryptionKey
 
 	// RotateGrace keeps the old ID of a session rotated without a change

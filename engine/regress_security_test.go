@@ -2,8 +2,11 @@ package engine
 
 import (
 	"bytes"
+	"encoding/binary"
+	"hash/crc32"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,6 +18,7 @@ import (
 
 	"github.com/sesscache/sesscache/shard"
 	"github.com/sesscache/sesscache/token"
+	"github.com/sesscache/sesscache/wal"
 )
 
 // Regression tests for the security review's findings. Each failed on
@@ -518,4 +522,66 @@ func TestShortIdleTimeoutSlides(t *testing.T) {
 	clock.Advance(1100 * time.Millisecond)
 	_, err := e.Get(s.ID())
 	assert.ErrorIs(t, err, ErrExpired)
+}
+
+// TestEditedSealedRecordIsRejected: with encryption on, a log record whose
+// sealed part was edited on disk, and its frame's CRC-32C recomputed so
+// that the log still reads as sound, fails Open with ErrEncryptionKey and
+// is never served; the error holds no session ID. Every byte of the sealed
+// part is tried in turn (owner, deadlines, version, binding and data are
+// all in it), as is each byte of the digest it is bound to.
+func TestEditedSealedRecordIsRejected(t *testing.T) {
+	const segmentHeaderSize = 32 // wal's, part of its format
+	clock := NewManualClock(epoch)
+	keys := []EncryptionKey{encKey(1, 0xA1)}
+	src := t.TempDir()
+	e := openDir(t, src, clock, Options{EncryptionKeys: keys, Sync: SyncAlways, SegmentSize: 64 << 10})
+	s := mustCreate(t, e, CreateOptions{UserID: "guest01", Data: []byte("cart")})
+	require.NoError(t, e.Close())
+	segs, err := filepath.Glob(filepath.Join(src, "wal", "*.wal"))
+	require.NoError(t, err)
+	require.Len(t, segs, 1)
+	orig, err := os.ReadFile(segs[0])
+	require.NoError(t, err)
+	payload, n, err := wal.ReadFrame(orig[segmentHeaderSize:])
+	require.NoError(t, err, "the first record")
+	require.Greater(t, n, wal.HeaderSize)
+	tried := 0
+	for off := range payload {
+		edited := slices.Clone(orig)
+		frame := edited[segmentHeaderSize : segmentHeaderSize+n]
+		frame[wal.HeaderSize+off] ^= 0x01
+		binary.LittleEndian.PutUint32(frame[4:], crc32.Checksum(frame[wal.HeaderSize:], crc32.MakeTable(crc32.Castagnoli)))
+		if _, _, err := wal.ReadFrame(frame); err != nil {
+			t.Fatalf("byte %d: the edited frame must still read as sound: %v", off, err)
+		}
+		dir := t.TempDir()
+		require.NoError(t, os.CopyFS(dir, os.DirFS(src)))
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "wal", filepath.Base(segs[0])), edited, 0o600))
+		e, err := Open(Options{Dir: dir, Clock: clock, EncryptionKeys: keys, Logger: quiet, SegmentSize: 64 << 10})
+		if err == nil {
+			// An edit the log's own checks catch (a record that no longer
+			// decodes) fails Open too; one that gets through must not
+			// serve the session with anything but what was written.
+			got, gerr := e.Get(s.ID())
+			assert.Error(t, gerr, "byte %d: an edited record was served", off)
+			if gerr == nil {
+				assert.Equal(t, "guest01", got.UserID(), "byte %d: an edited owner was served", off)
+				assert.Equal(t, "cart", string(got.Data()), "byte %d", off)
+				assert.Equal(t, s.Version(), got.Version(), "byte %d", off)
+			}
+			require.NoError(t, e.Close())
+			continue
+		}
+		tried++
+		assert.NotContains(t, err.Error(), s.ID(), "byte %d", off)
+	}
+	// The bytes that route the record (op, digest, hint) are bound to the
+	// seal as additional data, and the fields the seal holds must be zero
+	// in the clear: every edit fails Open but one. That one turns the key
+	// ID into 0, plaintext, which Open accepts because records written
+	// before encryption was turned on are plaintext; the record it makes
+	// has zero deadlines, and the checks above saw that it serves nothing
+	// of the session.
+	assert.Equal(t, len(payload)-1, tried, "every edit of the record but its key ID fails Open")
 }

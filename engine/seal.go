@@ -141,6 +141,16 @@ func (s *sealer) release(buf *[]byte) {
 	}
 }
 
+// clearFieldsZero reports whether a sealed Put keeps nothing in the clear
+// but what routes it: the fields the seal holds are zero outside it. A
+// non-zero one was put there by an edit on disk, which would otherwise be
+// ignored; rejecting it keeps one meaning per record.
+func clearFieldsZero(r *wal.Record) bool {
+	return r.Version == 0 && r.Created == 0 && r.LastAccess == 0 && r.Idle == 0 &&
+		r.Absolute == 0 && r.AuthAt == 0 && r.Fingerprint == 0 &&
+		len(r.UserID) == 0 && len(r.Label) == 0
+}
+
 // openRecord replaces a sealed Put's fields with what it sealed, decrypted
 // into scratch (which it returns, grown as needed) when s has the key. The
 // record's slices then alias scratch.
@@ -155,7 +165,7 @@ func (s *sealer) openRecord(r *wal.Record, scratch []byte) ([]byte, error) {
 	if aead == nil {
 		return scratch, fmt.Errorf("%w: no key with ID %d (Options.EncryptionKeys)", ErrEncryptionKey, r.SealKeyID)
 	}
-	if len(r.Data) < sealNonceSize+aead.Overhead()+sealHeader {
+	if len(r.Data) < sealNonceSize+aead.Overhead()+sealHeader || !clearFieldsZero(r) {
 		return scratch, errSealBroken
 	}
 	ad := sealAD(r)
