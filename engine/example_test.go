@@ -11,7 +11,7 @@ import (
 )
 
 func Example() {
-	store, err := engine.Open(engine.Options{}) // in memory, 30 min idle, 24 h absolute
+	store, err := engine.Open(engine.Options{}) // in memory, 30 min idle, 12 h absolute
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -92,4 +92,60 @@ func ExampleNewManualClock() {
 	_, err := store.Get(s.ID())
 	fmt.Println(errors.Is(err, engine.ErrExpired))
 	// Output: true
+}
+
+func ExampleEngine_RotateWith() {
+	store, _ := engine.Open(engine.Options{RotateGrace: 10 * time.Second})
+	defer store.Close()
+	anon, _ := store.Create(context.Background(), engine.CreateOptions{Data: []byte("cart=3")})
+
+	// Login: the session becomes alice's under a fresh ID. A change of
+	// privilege ends the old ID at once, whatever RotateGrace says.
+	s, err := store.RotateWith(context.Background(), anon.ID(), engine.RotateOptions{UserID: "alice", Label: "Firefox on Linux"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	_, err = store.Get(anon.ID())
+	fmt.Println(s.UserID(), string(s.Data()), errors.Is(err, engine.ErrNotFound))
+	// Output: alice cart=3 true
+}
+
+func ExampleEngine_UserSessions() {
+	store, _ := engine.Open(engine.Options{})
+	defer store.Close()
+	ctx := context.Background()
+	phone, _ := store.Create(ctx, engine.CreateOptions{UserID: "carol", Label: "phone"})
+	store.Create(ctx, engine.CreateOptions{UserID: "carol", Label: "laptop"})
+	store.Create(ctx, engine.CreateOptions{UserID: "carol", Label: "tablet"})
+
+	// A "your devices" page lists sessions by handle and label, never by
+	// token, and logs one out by its handle.
+	list, _ := store.UserSessions(ctx, "carol")
+	for _, s := range list {
+		if s.Label() == "laptop" {
+			_ = store.RevokeSession(ctx, "carol", s.Handle())
+		}
+	}
+	// "Log out other devices", from the phone.
+	n, _ := store.RevokeOthers(ctx, "carol", phone.Handle())
+	list, _ = store.UserSessions(ctx, "carol")
+	fmt.Println(n, len(list), list[0].Label(), list[0].ID() == "")
+	// Output: 1 1 phone true
+}
+
+func ExampleOptions_onEvent() {
+	store, _ := engine.Open(engine.Options{
+		// An audit trail: every change with the session's handle and
+		// owner, never its token.
+		OnEvent: func(ev engine.Event) { fmt.Printf("%s %q\n", ev.Kind, ev.UserID) },
+	})
+	defer store.Close()
+	ctx := context.Background()
+	s, _ := store.Create(ctx, engine.CreateOptions{})
+	s, _ = store.RotateWith(ctx, s.ID(), engine.RotateOptions{UserID: "dave"})
+	_, _ = store.RevokeUser(ctx, "dave")
+	// Output:
+	// created ""
+	// rotated "dave"
+	// revoked "dave"
 }
