@@ -36,6 +36,7 @@ type runConfig struct {
 	policy engine.SyncPolicy
 	memory bool
 	out    output
+	trace  string
 }
 
 const runAbout = `
@@ -85,6 +86,7 @@ func parseRun(args []string, stderr io.Writer) (runConfig, error) {
 	fs.DurationVar(&c.Idle, "idle", 0, "idle timeout of every session (0: the engine's default, 30m)")
 	fs.DurationVar(&c.Absolute, "absolute", 0, "absolute timeout of every session (0: the engine's default, 12h)")
 	fs.Uint64Var(&c.Seed, "seed", 42, "seed of the key draws and of the Get/Update mix")
+	fs.StringVar(&c.trace, "trace", "", "write an execution trace (runtime/trace) of the timed workload to `FILE`, with every operation slower than 1ms logged in it (category \"slow-op\"), to find what the slowest ones waited for")
 	c.out.register(fs, true)
 	if err := fs.parse(args); err != nil {
 		return c, err

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"runtime/trace"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -71,6 +73,11 @@ func measure(ctx context.Context, eng *engine.Engine, c runConfig, prog *progres
 	workers := make([]worker, c.Workers)
 	var stop, snapping atomic.Bool
 	var wg sync.WaitGroup
+	stopTrace, err := startTrace(c.trace)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = stopTrace() }() // for the early returns; checked below
 	start := time.Now()
 	for w := range workers {
 		wg.Add(1)
@@ -106,6 +113,9 @@ func measure(ctx context.Context, eng *engine.Engine, c runConfig, prog *progres
 	stop.Store(true)
 	wg.Wait()
 	elapsed := time.Since(start)
+	if err := stopTrace(); err != nil {
+		return nil, err
+	}
 	prog.stop()
 	gc := readGC().since(gcBefore)
 	var snapRunning time.Duration
@@ -273,7 +283,11 @@ func work(eng *engine.Engine, ids []string, c runConfig, stop, snapping *atomic.
 		} else {
 			_, err = eng.Update(context.Background(), id, 0, setData)
 		}
-		w.h[ph][op].record(uint64(time.Since(t)))
+		d := time.Since(t)
+		w.h[ph][op].record(uint64(d))
+		if d >= slowOp && trace.IsEnabled() {
+			trace.Log(context.Background(), "slow-op", fmt.Sprintf("%s %d", opNames[op], d.Nanoseconds()))
+		}
 		switch {
 		case err == nil:
 		case errors.Is(err, engine.ErrNotFound):
@@ -298,4 +312,33 @@ func absoluteOrDefault(d time.Duration) time.Duration {
 		return 12 * time.Hour
 	}
 	return d
+}
+
+// slowOp is the latency from which -trace logs an operation in the trace.
+const slowOp = time.Millisecond
+
+// startTrace starts an execution trace into path, if not empty. The
+// function it returns stops it and closes the file; calls after the first
+// do nothing.
+func startTrace(path string) (func() error, error) {
+	if path == "" {
+		return func() error { return nil }, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := trace.Start(f); err != nil {
+		_ = f.Close() // the error above is the one to report
+		return nil, err
+	}
+	var once sync.Once
+	var cerr error
+	return func() error {
+		once.Do(func() {
+			trace.Stop()
+			cerr = f.Close()
+		})
+		return cerr
+	}, nil
 }
