@@ -43,12 +43,14 @@
 //	+12  reserved  uint32    0
 //	+16  first LSN uint64    equal to the number in the file name
 //	+24  CRC       uint32    CRC-32C (Castagnoli) of bytes 0..23
-//	+28  reserved  uint32    0
+//	+28  synced    uint32    data end durable as of an fsync (see below);
+//	                         outside the CRC, updated in place, 0 at first
 //
-// A reader rejects a header with another magic, a bad CRC, non-zero reserved
-// words or a first LSN that disagrees with the file name. A valid header with
-// any other version, older or newer, is an error of its own that names the
-// version, never skipped as damage and never read as the current format.
+// A reader rejects a header with another magic, a bad CRC, a non-zero
+// reserved word or a first LSN that disagrees with the file name. A valid
+// header with any other version, older or newer, is an error of its own
+// that names the version, never skipped as damage and never read as the
+// current format.
 // Versions 1 and 2 had shorter Puts (see formatVersion in segment.go); they
 // are not read.
 //
@@ -163,19 +165,26 @@
 // 256 KiB of log does. Replay cannot tell written zeros from
 // reserved space, and needs not: both read as zeros, the end marker.
 //
-// [Open] replays records in LSN order. A short frame, a checksum failure or a
-// garbage length in the last segment with no valid frame anywhere after it is
-// a torn write: it is truncated away, counted and logged, and the log goes on.
-// Any other damage fails Open with a [*CorruptError] naming the file and
-// offset, unless [Options.SkipDamaged] is set.
+// [Open] replays records in LSN order. In the last segment, a short frame,
+// a checksum failure or a zero length followed by more data is a torn
+// write when it lies at or past the segment's synced-through offset, or
+// when no valid frame follows it anywhere: it is truncated away, with
+// whatever follows, counted and logged, and the log goes on. Any other
+// damage fails Open with a [*CorruptError] naming the file and offset,
+// unless [Options.SkipDamaged] is set.
 //
-// One case that rule cannot tell apart: after a power cut, pages of the last
-// segment written since its last fsync may have reached the disk out of
-// order, leaving zeros (unwritten preallocated space) followed by valid
-// frames. Open reports that as damage. Records acknowledged under SyncAlways
-// never lie in such a hole; under SyncEverySecond and SyncNo the records
-// written since the last fsync may, and SkipDamaged recovers the log up to
-// the hole.
+// The synced-through offset (header +28) is why a hole can be a torn
+// write. After a power cut, the pages of the last segment written since
+// its last fsync may have reached the disk in any order: the kernel writes
+// dirty pages back when it likes, and a mapped segment is stored into
+// while an fsync writes it back. That leaves zeros (unwritten preallocated
+// space) before valid frames. After every fsync that succeeds, the log
+// stores the data end it covered into the header, where the next fsync
+// makes it durable; so the header never claims more than was durable, and
+// a hole before its offset is damage, not a lost write. Records
+// acknowledged under SyncAlways lie before the last fsync, and a hole among
+// them is damage; under SyncEverySecond and SyncNo the records written
+// since the last fsync may be lost to a power cut, as those policies say.
 //
 // Replay streams each segment through one 1 MiB buffer, grown only for a
 // frame longer than that and only once the frame's checksum holds, so

@@ -185,6 +185,7 @@ func (l *Log) writeFrames(chunk []byte, lsn *uint64) error {
 			l.opts.OnWrite(k, n)
 		}
 		l.cur.size += int64(n)
+		l.cur.wrote.Store(l.cur.size)
 		l.cur.next += k
 		if l.opts.Sync == SyncAlways && l.cur.size >= l.cur.zeroed {
 			if err := l.zeroAhead(); err != nil {
@@ -312,11 +313,12 @@ func (l *Log) rotate(first uint64) error {
 // syncFile fsyncs a segment the flusher owns and advances durableLSN to what
 // had been written. A failure is returned, not recorded: callers fail the log.
 func (l *Log) syncFile(s *segment) error {
-	written := l.writtenLSN.Load()
+	written, end := l.writtenLSN.Load(), s.wrote.Load()
 	start := time.Now()
 	if err := s.f.Sync(); err != nil {
 		return fmt.Errorf("fsync %s: %w", segmentName(s.first), err)
 	}
+	markSynced(s, end)
 	if l.opts.OnFsync != nil {
 		l.opts.OnFsync(time.Since(start))
 	}

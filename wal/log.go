@@ -172,6 +172,8 @@ func (l *Log) openCurrent(res replayResult, from uint64) error {
 				_ = t.f.Close() // Open fails with err
 				return err
 			}
+			markSynced(t, t.size)
+			t.wrote.Store(t.size)
 			// Past its data the space may be preallocated only.
 			t.zeroed = t.size
 			l.cur = t

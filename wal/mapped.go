@@ -202,7 +202,7 @@ func (l *Log) mappedFlusher() {
 		}
 		retired, named := l.retired, l.named
 		l.retired, l.named = nil, false
-		cur, target, syncReq := l.cur, l.last, l.syncReq
+		cur, target, syncReq, targetEnd := l.cur, l.last, l.syncReq, l.cur.size
 		targetBytes := l.appendedBytes.Load()
 		l.mu.Unlock()
 
@@ -223,6 +223,7 @@ func (l *Log) mappedFlusher() {
 				continue
 			}
 			d = time.Since(start)
+			markSynced(cur, targetEnd)
 			l.fsyncs.Add(1)
 			if l.opts.OnFsync != nil {
 				l.opts.OnFsync(d)
@@ -261,6 +262,7 @@ func (l *Log) finish(retired []*segment) error {
 			return fmt.Errorf("fsync %s: %w", name, err)
 		}
 		l.fsyncs.Add(1)
+		markSynced(s, s.size) // made durable by the fsync after the trim
 		if err := s.m.Unmap(); err != nil {
 			return fmt.Errorf("unmap %s: %w", name, err)
 		}
@@ -302,6 +304,7 @@ func (l *Log) closeMapped() {
 				errs = append(errs, err)
 			} else {
 				l.fsyncs.Add(1)
+				markSynced(cur, cur.size)
 				l.advanceDurable(l.writtenLSN.Load())
 			}
 		}

@@ -190,7 +190,7 @@ func (r *replayer) segment(s *segInfo, last bool, limit uint64) (tail *segment, 
 	}
 
 	sr.off = segmentHeaderSize
-	end, err := r.frames(name, last, limit)
+	end, err := r.frames(name, last, limit, syncedThrough(header))
 	if err != nil {
 		return nil, false, err
 	}
@@ -203,8 +203,12 @@ func (r *replayer) segment(s *segInfo, last bool, limit uint64) (tail *segment, 
 }
 
 // frames replays the frames from the reader's cursor on and returns where
-// the clean data ends.
-func (r *replayer) frames(name string, last bool, limit uint64) (int64, error) {
+// the clean data ends. In the last segment, damage before its synced-through
+// offset (see syncedThrough) is damage; at or past it, and anywhere when no
+// valid frame follows, it is a torn tail: pages written since the last
+// fsync reach the disk in any order when the power fails, so a hole can lie
+// before data that did reach it.
+func (r *replayer) frames(name string, last bool, limit uint64, synced int64) (int64, error) {
 	sr := &r.sr
 	for {
 		payload, n, ferr, err := sr.frame()
@@ -231,6 +235,9 @@ func (r *replayer) frames(name string, last bool, limit uint64) (int64, error) {
 			return off, nil // the end marker and zero-filled space
 		}
 		if last {
+			if off >= synced {
+				return off, r.torn(name, off, end)
+			}
 			valid, err := sr.validFrameAfter(off, end)
 			if err != nil {
 				return 0, fmt.Errorf("wal: read %s: %w", name, err)

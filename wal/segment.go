@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"sync/atomic"
+	"unsafe"
 )
 
 // Segment file format constants; part of the format (see the package comment).
@@ -75,6 +78,46 @@ func appendSegmentHeader(b []byte, first uint64) []byte {
 	return binary.LittleEndian.AppendUint32(b, 0)
 }
 
+// offSynced is where a segment header keeps how far the segment's data is
+// known to be durable (see syncedThrough). It is outside the header's CRC:
+// it changes after the header is written, with a single aligned 4-byte
+// store, which a disk writes whole.
+const offSynced = 28
+
+// syncedThrough returns the offset up to which the segment of header b was
+// durable when it was last recorded: every fsync of the segment that
+// succeeds records, after it, the data end it covered. Zero means none was
+// recorded. Replay treats damage at or past it in the last segment as a
+// torn tail: after a power cut, the pages written since the last fsync may
+// reach the disk in any order, so a hole of zeros can precede data there.
+func syncedThrough(b []byte) int64 {
+	return int64(binary.LittleEndian.Uint32(b[offSynced:]))
+}
+
+// syncedValue clamps a data end to what the header field holds; a segment
+// grown past 4 GiB (a record larger than the segment size) records less
+// than it has, which only widens the region read as a possibly torn tail.
+func syncedValue(end int64) uint32 {
+	return uint32(min(end, math.MaxUint32))
+}
+
+// markSynced records in s's header, after an fsync of s that covered its
+// data up to end, that the data is durable to there. Mapped, it is a store
+// into the mapping, written back with the page; written, a 4-byte write.
+// Neither is durable until a later fsync, and until then the header says
+// less than is durable, never more. A failed write is the next fsync's
+// business: the header then only says less.
+func markSynced(s *segment, end int64) {
+	v := syncedValue(end)
+	if s.buf != nil {
+		atomic.StoreUint32((*uint32)(unsafe.Pointer(&s.buf[offSynced])), v)
+		return
+	}
+	var b [4]byte
+	binary.LittleEndian.PutUint32(b[:], v)
+	_ = writeAll(s.f, b[:], offSynced)
+}
+
 // checkSegmentHeader validates the header at the start of b for the segment
 // named first. It returns a reason for damage, or ErrUnsupportedVersion.
 func checkSegmentHeader(b []byte, first uint64) (reason string, err error) {
@@ -88,7 +131,7 @@ func checkSegmentHeader(b []byte, first uint64) (reason string, err error) {
 	case binary.LittleEndian.Uint32(b[8:]) != formatVersion:
 		return "", fmt.Errorf("%w %d (this build reads version %d only)",
 			ErrUnsupportedVersion, binary.LittleEndian.Uint32(b[8:]), formatVersion)
-	case binary.LittleEndian.Uint32(b[12:]) != 0 || binary.LittleEndian.Uint32(b[28:]) != 0:
+	case binary.LittleEndian.Uint32(b[12:]) != 0:
 		return "non-zero reserved header bytes", nil
 	case binary.LittleEndian.Uint64(b[16:]) != first:
 		return fmt.Sprintf("header names first LSN %d, file name %d", binary.LittleEndian.Uint64(b[16:]), first), nil
@@ -151,6 +194,9 @@ type segment struct {
 	f      File
 	m      Mapping // mapped mode: the segment's mapping, and buf its bytes
 	buf    []byte
+	// wrote is size for goroutines other than the writer's (written
+	// mode): an fsync started after it was stored covers the data to it.
+	wrote atomic.Int64
 }
 
 func (s *segment) empty() bool { return s.next == s.first }
