@@ -114,7 +114,8 @@ cpu_model=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' |
 [ -n "$cpu_model" ] || cpu_model=$(uname -m)
 mem_total=$(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-if [ -n "$(git status --porcelain -- .. 2>/dev/null)" ]; then commit="$commit (work tree modified)"; fi
+# Its own outputs (results/, RESULTS.md) change during the run and do not count.
+if [ -n "$(git status --porcelain -- .. ':!results' ':!RESULTS.md' 2>/dev/null)" ]; then commit="$commit (work tree modified)"; fi
 
 # table TITLE BENCHSTAT-ARGS... puts one benchstat report in a text block.
 table() {
