@@ -33,11 +33,14 @@
 //   - Revocation. When Delete, RevokeUser, RevokeOthers, RevokeSession or
 //     a rotation returns, the calling instance refuses the old ID. Every
 //     other instance refuses it once Redis's invalidation reaches it (the
-//     bound tierbench measures, "inval" columns), and at the latest
-//     Options.ConnTimeout (default 2 s) after its connection stopped
-//     delivering invalidations: it then drops every copy and goes to Redis
-//     for every lookup, failing with ErrUnavailable if Redis does not
-//     answer. It never serves a copy it cannot vouch for, unless
+//     bound tierbench measures, "inval" columns). If its connection stops
+//     delivering invalidations it drops every copy and goes to Redis for
+//     every lookup, failing with ErrUnavailable if Redis does not answer:
+//     at once when the connection closes (BenchmarkInvalidationLoss
+//     measures it), and for a connection that hangs open within about
+//     1.25 × Options.ConnTimeout (default 2 s), as rueidis pings a
+//     connection that received nothing for ConnTimeout/4 and drops it when
+//     the ping gets no answer within ConnTimeout. It never serves a copy it cannot vouch for, unless
 //     Options.ServeStale says for how long it may.
 //   - Sliding expiry. Local lookups record accesses as the engine does;
 //     each instance writes them to Redis behind, at most once per session

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,7 +20,7 @@ import (
 
 // clientIDs returns the IDs of the connections named name on every node
 // of tp, by node address.
-func clientIDs(t *testing.T, adm rueidis.Client, name string) map[string][]string {
+func clientIDs(t testing.TB, adm rueidis.Client, name string) map[string][]string {
 	t.Helper()
 	out := map[string][]string{}
 	for addr, n := range adm.Nodes() {
@@ -99,7 +102,7 @@ func TestClientKillFlushes(t *testing.T) {
 // held reads id on s until s serves it from its own copy: the first read
 // of a session just written elsewhere is not kept if the write's
 // invalidation arrives while it is under way.
-func held(t *testing.T, s *Store, id string) {
+func held(t testing.TB, s *Store, id string) {
 	t.Helper()
 	eventually(t, 2*time.Second, "a copy is kept", func() bool {
 		mustFind(t, s, id)
@@ -109,7 +112,7 @@ func held(t *testing.T, s *Store, id string) {
 	})
 }
 
-func mustInt(t *testing.T, s string) int64 {
+func mustInt(t testing.TB, s string) int64 {
 	t.Helper()
 	n, err := strconv.ParseInt(s, 10, 64)
 	if err != nil {
@@ -533,4 +536,59 @@ func TestLoginAcrossSlotsUndoes(t *testing.T) {
 			t.Fatalf("the anonymous ID after the login: %v", err)
 		}
 	})
+}
+
+// BenchmarkInvalidationLoss measures how long an instance whose
+// connections to Redis are killed (and with them its invalidations) can
+// still serve a local copy: from the first CLIENT KILL to the flush that
+// drops every copy, after which each lookup asks Redis, so a revocation
+// made elsewhere meanwhile is refused (TestClientKillFlushes checks that).
+// The time includes the CLIENT KILL round trips, so it bounds the window
+// from above. Reported: p50, p99 and max over b.N kills, in µs (run with
+// -benchtime 200x). A connection that hangs without closing is not
+// covered: that is ConnTimeout's and TCP keepalive's business.
+func BenchmarkInvalidationLoss(b *testing.B) {
+	tp := benchTopology()
+	prefix := freshPrefix()
+	a := open(b, tp, Options{KeyPrefix: prefix})
+	name := "rt-" + strings.TrimSuffix(freshPrefix(), ":")
+	// Quiet: each flush is logged, which would break the benchmark's lines.
+	inst := open(b, tp, Options{KeyPrefix: prefix, ClientName: name, Logger: slog.New(slog.DiscardHandler)})
+	adm := admin(b, tp)
+	s := mustCreate(b, a, engine.CreateOptions{})
+	window := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for range b.N {
+		b.StopTimer()
+		held(b, inst, s.ID())
+		conns := clientIDs(b, adm, name)
+		if len(conns) == 0 {
+			b.Fatal("no connection of the instance in CLIENT LIST")
+		}
+		flushes := inst.Stats().Flushes
+		b.StartTimer()
+		start := time.Now()
+		for addr, list := range conns {
+			n := adm.Nodes()[addr]
+			for _, id := range list {
+				if err := n.Do(ctx, n.B().ClientKill().Id(mustInt(b, id)).Build()).Error(); err != nil {
+					b.Fatalf("CLIENT KILL: %v", err)
+				}
+			}
+		}
+		deadline := start.Add(10 * time.Second)
+		for inst.Stats().Flushes == flushes {
+			if time.Now().After(deadline) {
+				b.Fatal("no flush within 10 s of losing the connections")
+			}
+			runtime.Gosched()
+		}
+		window = append(window, time.Since(start))
+	}
+	b.StopTimer()
+	slices.Sort(window)
+	us := func(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+	b.ReportMetric(us(window[len(window)/2]), "p50-us")
+	b.ReportMetric(us(window[min(len(window)-1, len(window)*99/100)]), "p99-us")
+	b.ReportMetric(us(window[len(window)-1]), "max-us")
 }

@@ -25,7 +25,7 @@ func pair(t *testing.T, tp topology, opts Options) (*Store, *Store) {
 	return open(t, tp, opts), open(t, tp, opts)
 }
 
-func mustCreate(t *testing.T, s *Store, o engine.CreateOptions) engine.Session {
+func mustCreate(t testing.TB, s *Store, o engine.CreateOptions) engine.Session {
 	t.Helper()
 	sess, err := s.Create(ctx, o)
 	if err != nil {
@@ -34,7 +34,7 @@ func mustCreate(t *testing.T, s *Store, o engine.CreateOptions) engine.Session {
 	return sess
 }
 
-func mustFind(t *testing.T, s *Store, id string) engine.Session {
+func mustFind(t testing.TB, s *Store, id string) engine.Session {
 	t.Helper()
 	sess, err := s.Find(ctx, id, nil)
 	if err != nil {
