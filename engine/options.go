@@ -99,8 +99,10 @@ type Options struct {
 	// none is let back in. The damaged segments are moved into
 	// "wal/quarantine" and a snapshot seals the gap, so that the next Open,
 	// with or without SkipDamaged, succeeds. RecoveryStats says what was
-	// skipped and dropped. A torn write at the very end of the log is
-	// always repaired, with or without it.
+	// skipped and dropped. A torn write at the end of the log is always
+	// repaired, with or without it; after a power cut that includes holes
+	// anywhere past the last fsync, since unsynced pages reach the disk in
+	// any order.
 	SkipDamaged bool
 
 	// TouchLogInterval is how far the last access must move before a Get
