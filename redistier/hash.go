@@ -131,50 +131,28 @@ func (r hashRecords) retire(ctx context.Context, h engine.Handle, expect uint64,
 }
 
 func (r hashRecords) revoke(ctx context.Context, uh [16]byte, mode string, h engine.Handle, now time.Time) ([]engine.Handle, error) {
-	r.s.stats.commands.Add(1)
-	s := r.s
-	v, err := verdictOf(scriptRevoke.Exec(ctx, s.client, []string{s.keyOf(kindOwner, uh)},
-		s.args(now, hex.EncodeToString(uh[:]), mode, hex.EncodeToString(h[:]))))
-	if err == nil && v.kind != "ok" {
-		err = errReply
-	}
-	return v.ended, err
+	return execRevoke(ctx, r.s, scriptRevoke, uh, mode, h, now)
 }
 
 func (r hashRecords) list(ctx context.Context, uh [16]byte, now time.Time) ([]listedState, error) {
-	r.s.stats.commands.Add(1)
 	s := r.s
-	kind, rest, err := parseReply(scriptList.Exec(ctx, s.client, []string{s.keyOf(kindOwner, uh)},
-		s.args(now, hex.EncodeToString(uh[:]))))
-	if err != nil {
-		return nil, err
-	}
-	if kind != "ok" || len(rest)%3 != 0 {
-		return nil, errReply
-	}
-	out := make([]listedState, 0, len(rest)/3)
-	for i := 0; i < len(rest); i += 3 {
-		hs := handles(rest[i : i+1])
-		if len(hs) != 1 {
-			return nil, errReply
-		}
-		la, err1 := rest[i+1].ToString()
-		blob, err2 := rest[i+2].ToString()
+	return execList(ctx, s, scriptList, uh, now, func(h engine.Handle, la, rec rueidis.RedisMessage) (engine.SessionState, error) {
+		las, err1 := la.ToString()
+		blob, err2 := rec.ToString()
 		if err1 != nil || err2 != nil {
-			return nil, errReply
+			return engine.SessionState{}, errReply
 		}
-		st, err := s.seal.open([]byte(s.keyOf(kindRecord, hs[0])), []byte(blob))
+		st, err := s.seal.open([]byte(s.keyOf(kindRecord, h)), []byte(blob))
 		if err != nil {
-			return nil, err
+			return st, err
 		}
-		lams, err := strconv.ParseInt(la, 10, 64)
+		lams, err := strconv.ParseInt(las, 10, 64)
 		if err != nil {
-			return nil, errReply
+			return st, errReply
 		}
 		st.LastAccess = time.UnixMilli(lams)
-		out = append(out, listedState{h: hs[0], st: st})
-	}
-	return out, nil
+		return st, nil
+	})
 }
 
 func (r hashRecords) touch(ctx context.Context, hs []engine.Handle, ats []int64, now time.Time) []touched {
@@ -197,4 +175,45 @@ func execTouches(ctx context.Context, s *Store, script *rueidis.Lua, hs []engine
 		out[i] = touched{kind: kind, err: err}
 	}
 	return out
+}
+
+// execRevoke runs a layout's revocation script over owner uh's index and
+// returns the handles it ended.
+func execRevoke(ctx context.Context, s *Store, script *rueidis.Lua, uh [16]byte, mode string, h engine.Handle, now time.Time) ([]engine.Handle, error) {
+	s.stats.commands.Add(1)
+	v, err := verdictOf(script.Exec(ctx, s.client, []string{s.keyOf(kindOwner, uh)},
+		s.args(now, hex.EncodeToString(uh[:]), mode, hex.EncodeToString(h[:]))))
+	if err == nil && v.kind != "ok" {
+		err = errReply
+	}
+	return v.ended, err
+}
+
+// execList runs a layout's listing script over owner uh's index, whose
+// reply is "ok" and then a handle, a last access and a record per session,
+// and turns each triple into a session with decode.
+func execList(ctx context.Context, s *Store, script *rueidis.Lua, uh [16]byte, now time.Time,
+	decode func(h engine.Handle, la, rec rueidis.RedisMessage) (engine.SessionState, error)) ([]listedState, error) {
+	s.stats.commands.Add(1)
+	kind, rest, err := parseReply(script.Exec(ctx, s.client, []string{s.keyOf(kindOwner, uh)},
+		s.args(now, hex.EncodeToString(uh[:]))))
+	if err != nil {
+		return nil, err
+	}
+	if kind != "ok" || len(rest)%3 != 0 {
+		return nil, errReply
+	}
+	out := make([]listedState, 0, len(rest)/3)
+	for i := 0; i < len(rest); i += 3 {
+		hs := handles(rest[i : i+1])
+		if len(hs) != 1 {
+			return nil, errReply
+		}
+		st, err := decode(hs[0], rest[i+1], rest[i+2])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, listedState{h: hs[0], st: st})
+	}
+	return out, nil
 }

@@ -284,50 +284,27 @@ func (r stringRecords) retire(ctx context.Context, h engine.Handle, expect uint6
 }
 
 func (r stringRecords) revoke(ctx context.Context, uh [16]byte, mode string, h engine.Handle, now time.Time) ([]engine.Handle, error) {
-	r.s.stats.commands.Add(1)
-	s := r.s
-	v, err := verdictOf(scriptSRevoke.Exec(ctx, s.client, []string{s.keyOf(kindOwner, uh)},
-		s.args(now, hex.EncodeToString(uh[:]), mode, hex.EncodeToString(h[:]))))
-	if err == nil && v.kind != "ok" {
-		err = errReply
-	}
-	return v.ended, err
+	return execRevoke(ctx, r.s, scriptSRevoke, uh, mode, h, now)
 }
 
 func (r stringRecords) list(ctx context.Context, uh [16]byte, now time.Time) ([]listedState, error) {
-	r.s.stats.commands.Add(1)
-	s := r.s
-	kind, rest, err := parseReply(scriptSList.Exec(ctx, s.client, []string{s.keyOf(kindOwner, uh)},
-		s.args(now, hex.EncodeToString(uh[:]))))
-	if err != nil {
-		return nil, err
-	}
-	if kind != "ok" || len(rest)%3 != 0 {
-		return nil, errReply
-	}
-	out := make([]listedState, 0, len(rest)/3)
-	for i := 0; i < len(rest); i += 3 {
-		hs := handles(rest[i : i+1])
-		if len(hs) != 1 {
-			return nil, errReply
-		}
-		la, err1 := rest[i+1].AsInt64()
-		v, err2 := rest[i+2].ToString()
+	return execList(ctx, r.s, scriptSList, uh, now, func(h engine.Handle, la, rec rueidis.RedisMessage) (engine.SessionState, error) {
+		lams, err1 := la.AsInt64()
+		v, err2 := rec.ToString()
 		if err1 != nil || err2 != nil {
-			return nil, errReply
+			return engine.SessionState{}, errReply
 		}
 		hd, ok := parseHeader(v)
 		if !ok || hd.kind != 's' {
-			return nil, errRecord
+			return engine.SessionState{}, errRecord
 		}
-		st, err := r.open(s.keyOf(kindRecord, hs[0]), v, hd)
+		st, err := r.open(r.s.keyOf(kindRecord, h), v, hd)
 		if err != nil {
-			return nil, err
+			return st, err
 		}
-		st.LastAccess = time.UnixMilli(la)
-		out = append(out, listedState{h: hs[0], st: st})
-	}
-	return out, nil
+		st.LastAccess = time.UnixMilli(lams)
+		return st, nil
+	})
 }
 
 func (r stringRecords) touch(ctx context.Context, hs []engine.Handle, ats []int64, now time.Time) []touched {
