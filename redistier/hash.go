@@ -156,13 +156,13 @@ func (r hashRecords) list(ctx context.Context, uh [16]byte, now time.Time) ([]li
 }
 
 func (r hashRecords) touch(ctx context.Context, hs []engine.Handle, ats []int64, now time.Time) []touched {
-	r.s.stats.commands.Add(uint64(len(hs)))
 	return execTouches(ctx, r.s, scriptTouch, hs, ats, now, r.keys)
 }
 
 // execTouches runs a layout's touch script for each access, in one
 // pipeline.
 func execTouches(ctx context.Context, s *Store, script *rueidis.Lua, hs []engine.Handle, ats []int64, now time.Time, keys func(engine.Handle) []string) []touched {
+	s.stats.commands.Add(uint64(len(hs)))
 	n := strconv.FormatInt(ms(now), 10)
 	slack := strconv.FormatInt(s.slackMS, 10)
 	execs := make([]rueidis.LuaExec, len(hs))

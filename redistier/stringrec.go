@@ -308,6 +308,5 @@ func (r stringRecords) list(ctx context.Context, uh [16]byte, now time.Time) ([]
 }
 
 func (r stringRecords) touch(ctx context.Context, hs []engine.Handle, ats []int64, now time.Time) []touched {
-	r.s.stats.commands.Add(uint64(len(hs)))
 	return execTouches(ctx, r.s, scriptSTouch, hs, ats, now, r.keys)
 }
