@@ -94,21 +94,16 @@ func syncedThrough(b []byte) int64 {
 	return int64(binary.LittleEndian.Uint32(b[offSynced:]))
 }
 
-// syncedValue clamps a data end to what the header field holds; a segment
-// grown past 4 GiB (a record larger than the segment size) records less
-// than it has, which only widens the region read as a possibly torn tail.
-func syncedValue(end int64) uint32 {
-	return uint32(min(end, math.MaxUint32))
-}
-
 // markSynced records in s's header, after an fsync of s that covered its
 // data up to end, that the data is durable to there. Mapped, it is a store
 // into the mapping, written back with the page; written, a 4-byte write.
 // Neither is durable until a later fsync, and until then the header says
 // less than is durable, never more. A failed write is the next fsync's
-// business: the header then only says less.
+// business: the header then only says less. A segment grown past 4 GiB (a
+// record larger than the segment size) records less than it has, which
+// only widens the region read as a possibly torn tail.
 func markSynced(s *segment, end int64) {
-	v := syncedValue(end)
+	v := uint32(min(end, math.MaxUint32))
 	if s.buf != nil {
 		atomic.StoreUint32((*uint32)(unsafe.Pointer(&s.buf[offSynced])), v)
 		return
