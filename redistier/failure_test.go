@@ -470,6 +470,65 @@ func TestCloseStopsGoroutines(t *testing.T) {
 	}
 }
 
+// TestCloseRacingLookups closes stores while lookups are under way on
+// connections just killed, so that the lookups dial new ones as Close
+// runs: no connection, and no goroutine of one, outlives Close. (rueidis
+// closes its connections from goroutines of its own, and a dial under way
+// then used to install a connection nothing closed.)
+func TestCloseRacingLookups(t *testing.T) {
+	if left := leftover(); len(left) > 0 {
+		t.Fatalf("goroutines of earlier tests:\n%s", strings.Join(left, "\n\n"))
+	}
+	for _, tp := range topologies() {
+		adm, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: tp.addrs, DisableCache: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for round := range 30 {
+			name := "cr-" + strings.TrimSuffix(freshPrefix(), ":")
+			s, err := New(ctx, Options{Addrs: tp.addrs, KeyPrefix: freshPrefix(), ClientName: name})
+			if err != nil {
+				adm.Close()
+				t.Fatal(err)
+			}
+			var ids []string
+			for range 16 {
+				ids = append(ids, mustCreate(t, s, engine.CreateOptions{}).ID())
+			}
+			for addr, list := range clientIDs(t, adm, name) {
+				n := adm.Nodes()[addr]
+				for _, id := range list {
+					n.Do(ctx, n.B().ClientKill().Id(mustInt(t, id)).Build()) //nolint:errcheck // gone already is fine
+				}
+			}
+			var wg sync.WaitGroup
+			for g := range 8 {
+				wg.Go(func() {
+					for i := g; ; i++ {
+						if _, err := s.Find(ctx, ids[i%len(ids)], nil); errors.Is(err, engine.ErrClosed) {
+							return
+						}
+					}
+				})
+			}
+			for range round % 5 { // vary where in the reconnection Close lands
+				s.Find(ctx, ids[0], nil) //nolint:errcheck
+			}
+			if err := s.Close(); err != nil {
+				t.Errorf("Close: %v", err)
+			}
+			wg.Wait()
+			if n := s.conns.open(); n != 0 {
+				t.Errorf("%s: %d connections open after Close", tp.name, n)
+			}
+		}
+		adm.Close()
+	}
+	if left := leftover(); len(left) > 0 {
+		t.Fatalf("%d goroutines outlived Close:\n%s", len(left), strings.Join(left, "\n\n"))
+	}
+}
+
 // TestLoginAcrossSlotsUndoes: a login that moves an anonymous session into
 // its owner's slot places the new record first and commits by a
 // compare-and-swap on the old one. When that fails (A's copy was behind a

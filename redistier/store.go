@@ -38,6 +38,7 @@ type Store struct {
 	opts   Options
 	local  *engine.Engine // this instance's copies
 	client rueidis.Client
+	conns  connSet // every connection client has open: Close closes those it leaves
 	seal   *sealer
 	recs   records // how records are kept: Options.Layout
 
@@ -150,6 +151,7 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 		}
 	}
 	if err != nil {
+		s.conns.closeAll()
 		_ = s.local.Close() // in memory: nothing to lose
 		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
@@ -158,7 +160,7 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 	// One round trip now: an unreachable Redis, or one that cannot track
 	// keys, fails New rather than the first request.
 	if err := s.client.Do(ctx, s.client.B().Ping().Build()).Error(); err != nil {
-		s.client.Close()
+		s.closeClient()
 		_ = s.local.Close() // in memory: nothing to lose
 		return nil, s.fail(ctx, err)
 	}
@@ -167,7 +169,7 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 		// command: every change anywhere reaches this instance from the
 		// start, whichever nodes its reads go to.
 		if _, err := s.slotLayout(ctx); err != nil {
-			s.client.Close()
+			s.closeClient()
 			_ = s.local.Close() // in memory: nothing to lose
 			return nil, s.fail(ctx, err)
 		}
@@ -199,6 +201,7 @@ func (s *Store) newClient(addr string) (rueidis.Client, error) {
 		PipelineMultiplex:     -1, // one connection per node, so one invalidation stream per node
 		CacheSizeEachConn:     1 << 16,
 		ConnWriteTimeout:      o.ConnTimeout,
+		DialCtxFn:             s.conns.dial,
 		Dialer:                net.Dialer{Timeout: o.DialTimeout, KeepAlive: max(o.ConnTimeout/4, 100*time.Millisecond)},
 		BlockingPipeline:      1 << 20,
 		ClusterOption:         rueidis.ClusterOption{ShardsRefreshInterval: o.TopologyInterval},
@@ -214,10 +217,17 @@ func (s *Store) Close() error {
 		s.closed.Store(true)
 		close(s.stop)
 		s.wg.Wait()
-		s.client.Close()
+		s.closeClient()
 		err = s.local.Close()
 	})
 	return err
+}
+
+// closeClient closes the client, and then every connection it left open
+// (see connSet).
+func (s *Store) closeClient() {
+	s.client.Close()
+	s.conns.closeAll()
 }
 
 // fail turns an error from Redis into the store's: ctx's own error if ctx
