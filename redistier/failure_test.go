@@ -480,7 +480,7 @@ func TestCloseRacingLookups(t *testing.T) {
 		t.Fatalf("goroutines of earlier tests:\n%s", strings.Join(left, "\n\n"))
 	}
 	for _, tp := range topologies() {
-		adm, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: tp.addrs, DisableCache: true})
+		adm, closeAdmin, err := newAdmin(tp)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -488,7 +488,7 @@ func TestCloseRacingLookups(t *testing.T) {
 			name := "cr-" + strings.TrimSuffix(freshPrefix(), ":")
 			s, err := New(ctx, Options{Addrs: tp.addrs, KeyPrefix: freshPrefix(), ClientName: name})
 			if err != nil {
-				adm.Close()
+				closeAdmin()
 				t.Fatal(err)
 			}
 			var ids []string
@@ -522,7 +522,7 @@ func TestCloseRacingLookups(t *testing.T) {
 				t.Errorf("%s: %d connections open after Close", tp.name, n)
 			}
 		}
-		adm.Close()
+		closeAdmin()
 	}
 	if left := leftover(); len(left) > 0 {
 		t.Fatalf("%d goroutines outlived Close:\n%s", len(left), strings.Join(left, "\n\n"))

@@ -189,12 +189,26 @@ func open(t testing.TB, tp topology, opts Options) *Store {
 // by the cleanup.
 func admin(t testing.TB, tp topology) rueidis.Client {
 	t.Helper()
-	c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: tp.addrs, DisableCache: true})
+	c, closeAdmin, err := newAdmin(tp)
 	if err != nil {
 		t.Fatalf("admin client: %v", err)
 	}
-	t.Cleanup(c.Close)
+	t.Cleanup(closeAdmin)
 	return c
+}
+
+// newAdmin returns a plain client of tp and the function that closes it
+// and every connection it dialed, as Store.Close does (see connSet): the
+// tests kill connections and nodes, and a reconnection under way as the
+// client closes must not outlive it.
+func newAdmin(tp topology) (rueidis.Client, func(), error) {
+	cs := new(connSet)
+	c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: tp.addrs, DisableCache: true, DialCtxFn: cs.dial})
+	if err != nil {
+		cs.closeAll()
+		return nil, nil, err
+	}
+	return c, func() { c.Close(); cs.closeAll() }, nil
 }
 
 // eventually polls cond until it holds or d has passed.
