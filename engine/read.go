@@ -47,7 +47,7 @@ func (e *Engine) tokenOf(k shard.Key) string {
 // (Session.Rotated). Get returns ErrMalformedToken, ErrNotFound, ErrExpired
 // (which also matches ErrNotFound) or ErrClosed. It takes no lock and does
 // not allocate.
-func (e *Engine) Get(id string) (Session, error) { return e.lookup(id, nil) }
+func (e *Engine) Get(id string) (Session, error) { return e.get(id, nil, false) }
 
 // GetBound is Get that also finds a session bound to fingerprint: a bound
 // session is found only when fingerprint matches the one it was created
@@ -55,34 +55,36 @@ func (e *Engine) Get(id string) (Session, error) { return e.lookup(id, nil) }
 // Stats.BindingMismatches, and does not count as an access. An unbound
 // session is found whatever the fingerprint.
 func (e *Engine) GetBound(id string, fingerprint []byte) (Session, error) {
-	return e.lookup(id, fingerprint)
+	return e.get(id, fingerprint, false)
 }
 
 // Find is GetBound with a context, for callers that take sessions through
 // an interface whose other implementations do I/O (httpsession.Store); the
 // engine's lookups never wait, so ctx is not consulted.
 func (e *Engine) Find(_ context.Context, id string, fingerprint []byte) (Session, error) {
-	return e.lookup(id, fingerprint)
+	return e.get(id, fingerprint, false)
 }
 
 // fingerprintHash is the 64-bit hash a bound session keeps of its
 // fingerprint. It need not be secret: it only has to tell clients apart.
 func fingerprintHash(fp []byte) uint64 { return xxhash.Sum64(fp) }
 
-// lookup is Get and GetBound: timed for the Recorder now and then.
-func (e *Engine) lookup(id string, fp []byte) (Session, error) {
-	if e.opts.Recorder != nil && rand.Uint32()%GetSampleEvery == 0 {
+// get finds the session under id; fp is the caller's fingerprint, nil for
+// Get. timed is set when the caller is get itself, timing the lookup.
+//
+// Get, GetBound and Find call get directly, and get times itself for the
+// Recorder (calling itself with timed set), rather than going through a
+// wrapper that does: with uniform keys over a million sessions, lookups
+// made through one more call layer measured 30-40% slower (one processor,
+// collector off: 600-650 against 450-490 ns). The call itself costs a few
+// nanoseconds; why the layer costs so much more we have not found.
+func (e *Engine) get(id string, fp []byte, timed bool) (Session, error) {
+	if !timed && e.opts.Recorder != nil && rand.Uint32()%GetSampleEvery == 0 {
 		start := time.Now()
-		s, err := e.get(id, fp)
+		s, err := e.get(id, fp, true)
 		e.opts.Recorder.ObserveGet(time.Since(start), err == nil)
 		return s, err
 	}
-	return e.get(id, fp)
-}
-
-// get finds the session under id; fp is the caller's fingerprint, nil for
-// Get.
-func (e *Engine) get(id string, fp []byte) (Session, error) {
 	if e.closed.Load() {
 		return Session{}, ErrClosed
 	}
