@@ -30,5 +30,6 @@ func (m *Manager) Load(ctx context.Context, token string) (context.Context, erro
 			return nil, fmt.Errorf("httpsession: loading session: %w", err)
 		}
 	}
-	return context.WithValue(ctx, ctxKey{m}, st), nil
+	st.parent = ctx
+	return st, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -119,4 +120,59 @@ func TestLoadIgnoresRequestOptions(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "alice", s.UserID())
 	assert.Empty(t, s.Label())
+}
+
+type parentKey struct{}
+
+// The context a Manager hands the handler (and Load returns) is the
+// parent's, plus the session: the parent's values, deadline and
+// cancellation all come through, contexts derived from it are cancelled
+// with the parent, and two Managers' sessions stay apart.
+func TestSessionContextKeepsParent(t *testing.T) {
+	m := httpsession.New(openStore(t, engine.Options{}), httpsession.Options{CookieName: "__Host-a"})
+	other := httpsession.New(openStore(t, engine.Options{}), httpsession.Options{CookieName: "__Host-b"})
+	check := func(t *testing.T, ctx context.Context, parent context.Context, cancel context.CancelFunc) {
+		t.Helper()
+		assert.Equal(t, "v", ctx.Value(parentKey{}), "the parent's values")
+		pd, _ := parent.Deadline()
+		d, ok := ctx.Deadline()
+		assert.True(t, ok)
+		assert.Equal(t, pd, d, "the parent's deadline")
+		m.Put(ctx, "k", "x")
+		assert.Equal(t, "x", m.GetString(ctx, "k"))
+		child, stop := context.WithCancel(ctx)
+		defer stop()
+		assert.NoError(t, ctx.Err())
+		cancel()
+		<-ctx.Done()
+		<-child.Done()
+		assert.ErrorIs(t, ctx.Err(), context.Canceled)
+		assert.ErrorIs(t, child.Err(), context.Canceled)
+	}
+	newParent := func() (context.Context, context.CancelFunc) {
+		ctx, cancel := context.WithTimeout(context.WithValue(context.Background(), parentKey{}, "v"), time.Hour)
+		return ctx, cancel
+	}
+
+	t.Run("Load", func(t *testing.T) {
+		parent, cancel := newParent()
+		defer cancel()
+		ctx, err := m.Load(parent, "")
+		require.NoError(t, err)
+		check(t, ctx, parent, cancel)
+	})
+	t.Run("Handler", func(t *testing.T) {
+		parent, cancel := newParent()
+		defer cancel()
+		ran := false
+		h := m.Handler(other.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			ran = true
+			other.Put(r.Context(), "k", "inner")
+			check(t, r.Context(), parent, cancel)
+			assert.Equal(t, "inner", other.GetString(r.Context(), "k"), "each Manager its own session")
+		})))
+		req := httptest.NewRequest("GET", "/", nil).WithContext(parent)
+		h.ServeHTTP(httptest.NewRecorder(), req)
+		assert.True(t, ran)
+	})
 }

@@ -60,8 +60,13 @@ type ctxKey struct{ m *Manager }
 // state is one request's view of its session and what the request has
 // changed. Handlers may use the session from several goroutines, so every
 // field after mu is guarded by it.
+//
+// A state is also the context it is found through: it carries the
+// parent's deadline, cancellation and values, and answers ctxKey{m} with
+// itself. One allocation does the work of a state and a context.WithValue.
 type state struct {
-	m  *Manager
+	m      *Manager
+	parent context.Context
 	fp []byte        // this request's fingerprint; nil when binding is off
 	r  *http.Request // nil outside HTTP (Manager.Load)
 	w  responseWriter
@@ -88,6 +93,24 @@ type state struct {
 	// started: the response's headers are out; the cookie can no longer
 	// change.
 	started bool
+}
+
+// Deadline, Done, Err and Value make a state the context.Context that
+// holds it (see state).
+func (st *state) Deadline() (time.Time, bool) { return st.parent.Deadline() }
+
+// Done is the parent's.
+func (st *state) Done() <-chan struct{} { return st.parent.Done() }
+
+// Err is the parent's.
+func (st *state) Err() error { return st.parent.Err() }
+
+// Value answers st's Manager's key with st, and any other from the parent.
+func (st *state) Value(key any) any {
+	if key == (ctxKey{st.m}) {
+		return st
+	}
+	return st.parent.Value(key)
 }
 
 // cookieAction is what the response must do with the client's cookie.
@@ -129,7 +152,8 @@ func (m *Manager) Handler(next http.Handler) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		st := m.load(r)
-		r = r.WithContext(context.WithValue(r.Context(), ctxKey{m}, st))
+		st.parent = r.Context()
+		r = r.WithContext(st)
 		st.r = r
 		st.w = responseWriter{rw: w, st: st}
 		next.ServeHTTP(&st.w, r)
