@@ -67,9 +67,9 @@ type ctxKey struct{ m *Manager }
 type state struct {
 	m      *Manager
 	parent context.Context
-	fp []byte        // this request's fingerprint; nil when binding is off
-	r  *http.Request // nil outside HTTP (Manager.Load)
-	w  responseWriter
+	fp     []byte        // this request's fingerprint; nil when binding is off
+	r      *http.Request // nil outside HTTP (Manager.Load)
+	w      responseWriter
 
 	mu sync.Mutex
 	// sess is the session this request uses: the one its cookie named, or
