@@ -194,3 +194,44 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// plainString, the decoder-free path for strings, agrees with the general
+// decoder on everything it accepts, and accepts every encoded string
+// (each msgpack str header: fixstr, str8, str16, str32).
+func TestPlainStringMatchesDecoder(t *testing.T) {
+	general := func(raw []byte) (string, error) {
+		return decodeRaw(raw, func(x decoder) (string, error) { return x.string(stringType) })
+	}
+	var inputs [][]byte
+	for _, n := range []int{0, 1, 31, 32, 255, 256, 65535, 65536} {
+		enc, err := msgpack.Marshal(strings.Repeat("é", n/2) + strings.Repeat("x", n%2))
+		require.NoError(t, err)
+		s, ok := plainString(enc)
+		require.True(t, ok, "an encoded string of %d bytes", n)
+		g, err := general(enc)
+		require.NoError(t, err)
+		require.Equal(t, g, s)
+		inputs = append(inputs, enc, enc[:len(enc)-1], append(slices.Clone(enc), 0))
+	}
+	// Hand-made headers: a long form for a short string is still a str.
+	inputs = append(inputs, []byte{0xd9, 1, 'a'}, []byte{0xda, 0, 1, 'a'}, []byte{0xdb, 0, 0, 0, 1, 'a'},
+		[]byte{0xdb, 0xff, 0xff, 0xff, 0xff, 'a'}, []byte{0xc4, 1, 'a'}, []byte{0xc0}, nil)
+	// And every two- and three-byte input.
+	for a := range 256 {
+		for b := range 256 {
+			inputs = append(inputs, []byte{byte(a), byte(b)}, []byte{byte(a), 1, byte(b)})
+		}
+	}
+	accepted := 0
+	for _, raw := range inputs {
+		s, ok := plainString(raw)
+		if !ok {
+			continue
+		}
+		accepted++
+		g, err := general(raw)
+		require.NoError(t, err, "%x", raw)
+		require.Equal(t, g, s, "%x", raw)
+	}
+	assert.Greater(t, accepted, 100)
+}

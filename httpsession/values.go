@@ -137,6 +137,10 @@ func getAs[T any](st *state, key string) (v T, found bool, err error) {
 func decodeScalar[T any](raw []byte, p *T) (done bool, err error) {
 	switch p := any(p).(type) {
 	case *string:
+		if s, ok := plainString(raw); ok {
+			*p = s
+			return true, nil
+		}
 		*p, err = decodeRaw(raw, func(x decoder) (string, error) { return x.string(stringType) })
 	case *int:
 		*p, err = decodeRaw(raw, func(x decoder) (int, error) {
