@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/vmihailenco/msgpack/v5"
+	"github.com/vmihailenco/msgpack/v5/msgpcode"
 )
 
 // Session data is a msgpack map from str keys to encoded values (see the
@@ -65,28 +66,6 @@ func (rd *reader) take(n int) ([]byte, error) {
 	return rd.b[p : p+n : p+n], nil
 }
 
-// mapLen reads the header of the map session data must be.
-func (rd *reader) mapLen() (int, error) {
-	n, err := rd.d.DecodeMapLen()
-	if err != nil {
-		return 0, fmt.Errorf("%w: %v", errBadData, err)
-	}
-	return max(n, 0), nil // msgpack nil reads as -1: an empty session
-}
-
-// entry reads one key and its value, returning both as slices of the data.
-func (rd *reader) entry() (key, raw []byte, err error) {
-	if key, err = rd.key(); err != nil {
-		return nil, nil, err
-	}
-	start := rd.pos()
-	if err := rd.d.Skip(); err != nil {
-		return nil, nil, fmt.Errorf("%w: %v", errBadData, err)
-	}
-	end := rd.pos()
-	return key, rd.b[start:end:end], nil
-}
-
 // key reads a str, a map key, as a slice of the data.
 func (rd *reader) key() ([]byte, error) {
 	c, err := rd.r.ReadByte()
@@ -112,30 +91,83 @@ func (rd *reader) key() ([]byte, error) {
 }
 
 // walk calls fn for each entry of the session data, in stored order, until
-// fn returns false. Empty data is an empty session.
+// fn returns false. Empty data is an empty session. It reads the data in
+// place, without a decoder: a request's reads each walk the session. Data
+// that is not a plain map is refused, a map inside an ext header included
+// (msgpack's decoder would unwrap one; nothing here writes one).
 func walk(data []byte, fn func(key, raw []byte) bool) error {
 	if len(data) == 0 {
 		return nil
 	}
-	rd := newReader(data)
-	defer rd.free()
-	n, err := rd.mapLen()
+	n, i, err := mapHeader(data)
 	if err != nil {
 		return err
 	}
 	for range n {
-		k, raw, err := rd.entry()
+		ks, ke, err := keyAt(data, i)
 		if err != nil {
 			return err
 		}
-		if !fn(k, raw) {
+		end, err := skip(data, ke, 1)
+		if err != nil {
+			return fmt.Errorf("%w: %v", errBadData, err)
+		}
+		if !fn(data[ks:ke:ke], data[ke:end:end]) {
 			return nil
 		}
+		i = end
 	}
-	if rd.r.Len() != 0 {
-		return fmt.Errorf("%w: %d trailing bytes", errBadData, rd.r.Len())
+	if i != len(data) {
+		return fmt.Errorf("%w: %d trailing bytes", errBadData, len(data)-i)
 	}
 	return nil
+}
+
+// mapHeader reads the header of the map session data must be (a nil reads
+// as an empty map): its entry count, and the offset of its first key.
+func mapHeader(data []byte) (n, i int, err error) {
+	c := data[0]
+	switch {
+	case c == msgpcode.Nil:
+		return 0, 1, nil
+	case msgpcode.IsFixedMap(c):
+		return int(c & msgpcode.FixedMapMask), 1, nil
+	case c == msgpcode.Map16 && len(data) >= 3:
+		return int(binary.BigEndian.Uint16(data[1:])), 3, nil
+	case c == msgpcode.Map32 && len(data) >= 5:
+		return int(binary.BigEndian.Uint32(data[1:])), 5, nil
+	case c == msgpcode.Map16 || c == msgpcode.Map32:
+		return 0, 0, fmt.Errorf("%w: truncated", errBadData)
+	}
+	return 0, 0, fmt.Errorf("%w: not a map (code 0x%02x)", errBadData, c)
+}
+
+// keyAt returns where the str key at data[i] has its bytes.
+func keyAt(data []byte, i int) (start, end int, err error) {
+	if i >= len(data) {
+		return 0, 0, fmt.Errorf("%w: truncated", errBadData)
+	}
+	c := data[i]
+	var n int
+	switch {
+	case msgpcode.IsFixedString(c):
+		n, i = int(c&msgpcode.FixedStrMask), i+1
+	case c >= msgpcode.Str8 && c <= msgpcode.Str32:
+		w := 1 << (c - msgpcode.Str8)
+		if i+1+w > len(data) {
+			return 0, 0, fmt.Errorf("%w: truncated", errBadData)
+		}
+		for _, b := range data[i+1 : i+1+w] {
+			n = n<<8 | int(b)
+		}
+		i += 1 + w
+	default:
+		return 0, 0, fmt.Errorf("%w: key of type 0x%02x", errBadData, c)
+	}
+	if n > len(data)-i {
+		return 0, 0, fmt.Errorf("%w: truncated", errBadData)
+	}
+	return i, i + n, nil
 }
 
 // lookupValue returns key's encoded value in the session data.

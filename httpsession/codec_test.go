@@ -2,15 +2,19 @@ package httpsession
 
 import (
 	"bytes"
+	"fmt"
 	"maps"
+	"math/rand/v2"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/vmihailenco/msgpack/v5"
+	"github.com/vmihailenco/msgpack/v5/msgpcode"
 )
 
 func TestMerge(t *testing.T) {
@@ -234,4 +238,115 @@ func TestPlainStringMatchesDecoder(t *testing.T) {
 		require.Equal(t, g, s, "%x", raw)
 	}
 	assert.Greater(t, accepted, 100)
+}
+
+// walkWithDecoder is walk as it was written with msgpack's decoder, kept
+// to check the hand-written walk against.
+func walkWithDecoder(data []byte, fn func(key, raw []byte) bool) error {
+	if len(data) == 0 {
+		return nil
+	}
+	rd := newReader(data)
+	defer rd.free()
+	n, err := rd.d.DecodeMapLen()
+	if err != nil {
+		return fmt.Errorf("%w: %v", errBadData, err)
+	}
+	for range max(n, 0) { // msgpack nil reads as -1: an empty session
+		k, err := rd.key()
+		if err != nil {
+			return err
+		}
+		start := rd.pos()
+		if err := rd.d.Skip(); err != nil {
+			return fmt.Errorf("%w: %v", errBadData, err)
+		}
+		end := rd.pos()
+		if !fn(k, rd.b[start:end:end]) {
+			return nil
+		}
+	}
+	if rd.r.Len() != 0 {
+		return fmt.Errorf("%w: %d trailing bytes", errBadData, rd.r.Len())
+	}
+	return nil
+}
+
+// sameWalk checks that walk and walkWithDecoder agree on data: the same
+// entries, then both an error of errBadData or neither.
+func sameWalk(t *testing.T, data []byte) {
+	t.Helper()
+	collect := func(w func([]byte, func(k, raw []byte) bool) error) ([][2][]byte, error) {
+		var got [][2][]byte
+		err := w(data, func(k, raw []byte) bool {
+			got = append(got, [2][]byte{k, raw})
+			return true
+		})
+		return got, err
+	}
+	a, errA := collect(walk)
+	if len(data) > 0 && msgpcode.IsExt(data[0]) {
+		// msgpack's decoder unwraps a map in an ext header; session data
+		// is written as a plain map, and walk refuses anything else.
+		require.ErrorIs(t, errA, errBadData, "%x", data)
+		return
+	}
+	b, errB := collect(walkWithDecoder)
+	require.Equal(t, b, a, "entries of %x", data)
+	require.Equal(t, errB == nil, errA == nil, "%x: decoder %v, walk %v", data, errB, errA)
+	if errA != nil {
+		require.ErrorIs(t, errA, errBadData)
+	}
+}
+
+// The hand-written walk reads session data exactly as msgpack's decoder
+// did: every encoding of every type, every truncation, and random damage.
+func TestWalkMatchesDecoder(t *testing.T) {
+	samples := []any{
+		map[string]any{},
+		map[string]any{"s": "x", "n": -1, "u": uint64(1 << 40), "f": 1.5, "f32": float32(2.5), "b": true, "nil": nil,
+			"bin": []byte{1, 2}, "arr": []any{1, "a", []any{}}, "map": map[string]any{"k": map[string]int{"n": 1}},
+			"t": time.Unix(1e9, 5), "long": strings.Repeat("l", 300), "big": make([]byte, 70000)},
+	}
+	many := map[string]int{}
+	for i := range 20 {
+		many[fmt.Sprint("k", i)] = i
+	}
+	samples = append(samples, many)
+	r := rand.New(rand.NewPCG(7, 8))
+	for _, v := range samples {
+		data := mustMarshal(t, v)
+		for n := range len(data) + 1 {
+			if n > 512 && n < len(data)-64 {
+				continue // long stretches of the 70,000-byte value teach nothing new
+			}
+			sameWalk(t, data[:n])
+		}
+		sameWalk(t, append(slices.Clone(data), 0))
+		for range 2000 {
+			d := slices.Clone(data[:min(len(data), 600)])
+			for range 1 + r.IntN(3) {
+				d[r.IntN(len(d))] = byte(r.Uint32())
+			}
+			sameWalk(t, d)
+		}
+	}
+	for a := range 256 {
+		sameWalk(t, []byte{byte(a)})
+		for b := range 256 {
+			sameWalk(t, []byte{0x81, byte(a), byte(b)})
+			sameWalk(t, []byte{0x81, 0xa1, byte(a), byte(b)})
+		}
+	}
+	// Map headers in every width, nil, and a map of nothing but nil.
+	for _, d := range [][]byte{{0xc0}, {0xde, 0, 1, 0xa1, 'k', 0xc0}, {0xdf, 0, 0, 0, 1, 0xa1, 'k', 0xc0},
+		{0xde, 0}, {0xdf, 0, 0}, {0x80}} {
+		sameWalk(t, d)
+	}
+}
+
+func FuzzWalkMatchesDecoder(f *testing.F) {
+	f.Add([]byte{0x80})
+	f.Add(mustMarshal(f, map[string]any{"k": []any{1, "x", map[string]int{"n": 1}}, "t": time.Unix(1, 2)}))
+	f.Fuzz(func(t *testing.T, data []byte) { sameWalk(t, data) })
 }

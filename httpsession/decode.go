@@ -119,10 +119,22 @@ func decodeGeneric(raw []byte) (any, error) { return decodeRaw(raw, decoder.gene
 // otherwise cost gigabytes; after this check nothing allocated while
 // decoding raw exceeds a small multiple of its size.
 func checkLengths(raw []byte) error {
-	i, pending := 0, 1 // the offset, and the values still to read
+	i, err := skip(raw, 0, 1)
+	if err != nil {
+		return err
+	}
+	if i != len(raw) {
+		return fmt.Errorf("%d trailing bytes", len(raw)-i)
+	}
+	return nil
+}
+
+// skip returns the offset just past the pending whole values that start at
+// raw[i], checking that every length they declare fits in raw.
+func skip(raw []byte, i, pending int) (int, error) {
 	for pending > 0 {
 		if i >= len(raw) {
-			return errors.New("truncated")
+			return 0, errors.New("truncated")
 		}
 		c := raw[i]
 		i++
@@ -159,11 +171,11 @@ func checkLengths(raw []byte) error {
 				lenBytes = 4
 			}
 		default:
-			return fmt.Errorf("code 0x%02x", c)
+			return 0, fmt.Errorf("code 0x%02x", c)
 		}
 		if lenBytes > 0 {
 			if i+lenBytes > len(raw) {
-				return errors.New("truncated")
+				return 0, errors.New("truncated")
 			}
 			n := 0
 			for _, b := range raw[i : i+lenBytes] {
@@ -180,13 +192,10 @@ func checkLengths(raw []byte) error {
 			}
 		}
 		if i += size; i > len(raw) || pending > len(raw)-i {
-			return errors.New("a length past the end of the data")
+			return 0, errors.New("a length past the end of the data")
 		}
 	}
-	if i != len(raw) {
-		return fmt.Errorf("%d trailing bytes", len(raw)-i)
-	}
-	return nil
+	return i, nil
 }
 
 func (x decoder) peek() (byte, error) { return x.rd.d.PeekCode() }
