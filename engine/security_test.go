@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -430,4 +431,22 @@ func TestMaxSessionsPerUserIgnoresExpired(t *testing.T) {
 	mustCreate(t, e, CreateOptions{UserID: "u"})
 	_, err = e.Get(live.ID())
 	assert.ErrorIs(t, err, ErrNotFound, "a third live session evicts the oldest live one")
+}
+
+// A Session printed or logged in any form shows its handle, never its
+// token.
+func TestSessionPrintsNoToken(t *testing.T) {
+	e, _ := open(t, Options{})
+	s := mustCreate(t, e, CreateOptions{UserID: "u", Data: []byte("d")})
+	var logged strings.Builder
+	slog.New(slog.NewJSONHandler(&logged, nil)).Info("got", "session", s)
+	slog.New(slog.NewTextHandler(&logged, nil)).Info("got", "session", s, "ptr", &s)
+	outs := []string{fmt.Sprint(s), fmt.Sprintf("%v %+v %#v %s %q %x %v", s, s, s, s, s, s, &s), logged.String()}
+	for _, out := range outs {
+		assert.NotContains(t, out, s.ID())
+		assert.NotContains(t, out, fmt.Sprintf("%x", s.ID()))
+	}
+	assert.Contains(t, outs[0], s.Handle().String())
+	assert.Contains(t, logged.String(), s.Handle().String())
+	assert.Equal(t, "engine.Session{}", fmt.Sprint(Session{}))
 }

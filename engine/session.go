@@ -4,6 +4,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
+	"io"
+	"log/slog"
 	"time"
 
 	"github.com/sesscache/sesscache/shard"
@@ -83,6 +86,26 @@ func (s Session) Handle() Handle {
 		return Handle{}
 	}
 	return handleOf(s.rec)
+}
+
+// Format prints the session by its handle, never its token, whatever the
+// verb (%v, %+v and %#v would otherwise print the token among its fields):
+// a session that reaches a log line or an error message gives its token
+// away to no one.
+func (s Session) Format(f fmt.State, _ rune) {
+	if s.IsZero() {
+		_, _ = io.WriteString(f, "engine.Session{}")
+		return
+	}
+	_, _ = fmt.Fprintf(f, "engine.Session{Handle: %s}", s.Handle())
+}
+
+// LogValue logs the session as its handle (see Format).
+func (s Session) LogValue() slog.Value {
+	if s.IsZero() {
+		return slog.GroupValue()
+	}
+	return slog.GroupValue(slog.String("handle", s.Handle().String()))
 }
 
 // Data returns the session's data. The slice is shared and never modified

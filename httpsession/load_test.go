@@ -3,8 +3,10 @@ package httpsession_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -175,4 +177,25 @@ func TestSessionContextKeepsParent(t *testing.T) {
 		h.ServeHTTP(httptest.NewRecorder(), req)
 		assert.True(t, ran)
 	})
+}
+
+// Printing or logging the context that holds a session, in any form,
+// never prints the session's token.
+func TestSessionContextPrintsNoToken(t *testing.T) {
+	store := openStore(t, engine.Options{})
+	m := httpsession.New(store, httpsession.Options{})
+	s, err := store.Create(context.Background(), engine.CreateOptions{Data: nil})
+	require.NoError(t, err)
+	ctx, err := m.Load(context.WithValue(context.Background(), parentKey{}, "v"), s.ID())
+	require.NoError(t, err)
+	var logged strings.Builder
+	slog.New(slog.NewJSONHandler(&logged, nil)).Info("request", "ctx", ctx)
+	slog.New(slog.NewTextHandler(&logged, nil)).Info("request", "ctx", ctx)
+	for _, out := range []string{
+		fmt.Sprint(ctx), fmt.Sprintf("%v %+v %#v %s %q %x", ctx, ctx, ctx, ctx, ctx, ctx), logged.String(),
+	} {
+		assert.NotContains(t, out, s.ID())
+		assert.NotContains(t, out, fmt.Sprintf("%x", s.ID()))
+	}
+	assert.Contains(t, fmt.Sprint(ctx), "WithValue(httpsession session)")
 }

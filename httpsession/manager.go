@@ -3,7 +3,10 @@ package httpsession
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
+	"reflect"
 	"strings"
 	"sync"
 	"time"
@@ -112,6 +115,23 @@ func (st *state) Value(key any) any {
 	}
 	return st.parent.Value(key)
 }
+
+// String names the context the way the context package names its own, and
+// leaves the session out: printing or logging a request's context must
+// never print its session's token.
+func (st *state) String() string {
+	parent := ""
+	if s, ok := st.parent.(fmt.Stringer); ok {
+		parent = s.String()
+	} else {
+		parent = reflect.TypeOf(st.parent).String()
+	}
+	return parent + ".WithValue(httpsession session)"
+}
+
+// Format prints String for every verb, %#v and %+v included, which would
+// otherwise print the state's fields.
+func (st *state) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, st.String()) }
 
 // cookieAction is what the response must do with the client's cookie.
 type cookieAction uint8
