@@ -7,6 +7,7 @@ import (
 	"io"
 	"slices"
 	"sync"
+	"unsafe"
 
 	"github.com/vmihailenco/msgpack/v5"
 	"github.com/vmihailenco/msgpack/v5/msgpcode"
@@ -188,7 +189,9 @@ type entry struct{ key, raw []byte }
 // the keys of data that delta does not touch, then delta's, sorted so that
 // equal sessions are equal bytes. Neither input is modified.
 func merge(data []byte, delta map[string]change) ([]byte, error) {
-	entries := make([]entry, 0, len(delta)+8)
+	// Sessions hold a few keys: their entries fit on the stack.
+	var buf [16]entry
+	entries := buf[:0]
 	err := walk(data, func(k, raw []byte) bool {
 		if _, ok := delta[string(k)]; !ok {
 			entries = append(entries, entry{k, raw})
@@ -200,7 +203,7 @@ func merge(data []byte, delta map[string]change) ([]byte, error) {
 	}
 	for k, c := range delta {
 		if !c.removed {
-			entries = append(entries, entry{[]byte(k), c.raw})
+			entries = append(entries, entry{bytesOf(k), c.raw})
 		}
 	}
 	slices.SortFunc(entries, func(a, b entry) int { return bytes.Compare(a.key, b.key) })
@@ -217,6 +220,10 @@ func merge(data []byte, delta map[string]change) ([]byte, error) {
 	}
 	return out, nil
 }
+
+// bytesOf returns s's bytes without copying them. They must not be
+// modified: merge only compares them and copies them out.
+func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
 // appendMapHeader appends the header of a msgpack map of n entries, in the
 // shortest form, as the msgpack spec requires.
