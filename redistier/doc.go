@@ -37,11 +37,11 @@
 //     delivering invalidations it drops every copy and goes to Redis for
 //     every lookup, failing with ErrUnavailable if Redis does not answer:
 //     at once when the connection closes (BenchmarkInvalidationLoss
-//     measures it), and for a connection that hangs open within about
-//     1.25 × Options.ConnTimeout (default 2 s), as rueidis pings a
-//     connection that received nothing for ConnTimeout/4 and drops it when
-//     the ping gets no answer within ConnTimeout. It never serves a copy it cannot vouch for, unless
-//     Options.ServeStale says for how long it may.
+//     measures it), and for a connection that hangs open within
+//     1.5 × Options.ConnTimeout (default 2 s), when the client's background
+//     ping goes unanswered (BenchmarkHungRedis measures it:
+//     3.00–3.01 s at the default). It never serves a copy it cannot vouch
+//     for, unless Options.ServeStale says for how long it may.
 //   - Sliding expiry. Local lookups record accesses as the engine does;
 //     each instance writes them to Redis behind, at most once per session
 //     per Local.TouchLogInterval (default 1 minute), in pipelined batches

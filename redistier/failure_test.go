@@ -604,8 +604,8 @@ func TestLoginAcrossSlotsUndoes(t *testing.T) {
 // made elsewhere meanwhile is refused (TestClientKillFlushes checks that).
 // The time includes the CLIENT KILL round trips, so it bounds the window
 // from above. Reported: p50, p99 and max over b.N kills, in µs (run with
-// -benchtime 200x). A connection that hangs without closing is not
-// covered: that is ConnTimeout's and TCP keepalive's business.
+// -benchtime 200x). BenchmarkHungRedis measures a connection that hangs
+// open instead.
 func BenchmarkInvalidationLoss(b *testing.B) {
 	tp := benchTopology()
 	prefix := freshPrefix()
