@@ -165,7 +165,7 @@ func keyAt(data []byte, i int) (start, end int, err error) {
 	default:
 		return 0, 0, fmt.Errorf("%w: key of type 0x%02x", errBadData, c)
 	}
-	if n > len(data)-i {
+	if n < 0 || n > len(data)-i { // n < 0: a str32 length past a 32-bit int
 		return 0, 0, fmt.Errorf("%w: truncated", errBadData)
 	}
 	return i, i + n, nil

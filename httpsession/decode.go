@@ -181,6 +181,9 @@ func skip(raw []byte, i, pending int) (int, error) {
 			for _, b := range raw[i : i+lenBytes] {
 				n = n<<8 | int(b)
 			}
+			if n < 0 { // a 32-bit length past a 32-bit int
+				return 0, errors.New("a length past the end of the data")
+			}
 			i += lenBytes
 			switch c {
 			case msgpcode.Array16, msgpcode.Array32:

@@ -135,7 +135,7 @@ func (w *writer) drain(ctx context.Context) error {
 			if c == nil {
 				break
 			}
-			if len(w.table) == math.MaxUint32 {
+			if uint64(len(w.table)) == math.MaxUint32 {
 				return errors.New("snapshot: too many chunks")
 			}
 			if err := w.writeAt(c.b, w.off); err != nil {

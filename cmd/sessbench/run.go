@@ -99,8 +99,8 @@ func parseRun(args []string, stderr io.Writer) (runConfig, error) {
 	switch {
 	case c.Sessions < 1:
 		return c, badUsage(stderr, "run", "-sessions must be at least 1")
-	case c.Sessions > 1<<31:
-		return c, badUsage(stderr, "run", "-sessions must be at most %d", 1<<31)
+	case int64(c.Sessions) > 1<<31:
+		return c, badUsage(stderr, "run", "-sessions must be at most %d", int64(1)<<31)
 	case c.Duration <= 0:
 		return c, badUsage(stderr, "run", "-duration must be positive")
 	case c.Read < 0 || c.Read > 1:
