@@ -635,19 +635,34 @@ func BenchmarkInvalidationLoss(b *testing.B) {
 				}
 			}
 		}
-		deadline := start.Add(10 * time.Second)
-		for inst.Stats().Flushes == flushes {
-			if time.Now().After(deadline) {
-				b.Fatal("no flush within 10 s of losing the connections")
-			}
-			runtime.Gosched()
-		}
-		window = append(window, time.Since(start))
+		window = append(window, awaitFlush(b, inst, flushes, start, 10*time.Second, "losing the connections"))
 	}
 	b.StopTimer()
+	reportWindow(b, window, time.Microsecond, "us")
+}
+
+// awaitFlush spins until s has flushed since it counted flushes, and
+// returns the time since start; it fails b if that takes longer than
+// limit after start, which what names.
+func awaitFlush(b *testing.B, s *Store, flushes uint64, start time.Time, limit time.Duration, what string) time.Duration {
+	deadline := start.Add(limit)
+	for s.Stats().Flushes == flushes {
+		if time.Now().After(deadline) {
+			b.Fatalf("no flush within %v of %s", limit, what)
+		}
+		runtime.Gosched()
+	}
+	return time.Since(start)
+}
+
+// reportWindow reports the p50, p99 and max of window in unit (named by
+// suffix), and returns the max.
+func reportWindow(b *testing.B, window []time.Duration, unit time.Duration, suffix string) time.Duration {
 	slices.Sort(window)
-	us := func(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
-	b.ReportMetric(us(window[len(window)/2]), "p50-us")
-	b.ReportMetric(us(window[min(len(window)-1, len(window)*99/100)]), "p99-us")
-	b.ReportMetric(us(window[len(window)-1]), "max-us")
+	in := func(d time.Duration) float64 { return float64(d) / float64(unit) }
+	top := window[len(window)-1]
+	b.ReportMetric(in(window[len(window)/2]), "p50-"+suffix)
+	b.ReportMetric(in(window[min(len(window)-1, len(window)*99/100)]), "p99-"+suffix)
+	b.ReportMetric(in(top), "max-"+suffix)
+	return top
 }

@@ -8,8 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -117,24 +115,12 @@ func benchHung(b *testing.B, connTimeout time.Duration) {
 		b.StartTimer()
 		start := time.Now()
 		resume := pauseStandalone(b)
-		deadline := start.Add(30 * time.Second)
-		for inst.Stats().Flushes == flushes {
-			if time.Now().After(deadline) {
-				b.Fatal("no flush within 30 s of Redis hanging")
-			}
-			runtime.Gosched()
-		}
-		window = append(window, time.Since(start))
+		window = append(window, awaitFlush(b, inst, flushes, start, 30*time.Second, "Redis hanging"))
 		b.StopTimer()
 		resume()
 		b.StartTimer()
 	}
 	b.StopTimer()
-	slices.Sort(window)
-	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-	p50, p99, top := window[len(window)/2], window[min(len(window)-1, len(window)*99/100)], window[len(window)-1]
-	b.ReportMetric(ms(p50), "p50-ms")
-	b.ReportMetric(ms(p99), "p99-ms")
-	b.ReportMetric(ms(top), "max-ms")
+	top := reportWindow(b, window, time.Millisecond, "ms")
 	b.ReportMetric(float64(top)/float64(connTimeout), "max-x-ConnTimeout")
 }
