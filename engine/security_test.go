@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -449,4 +450,50 @@ func TestSessionPrintsNoToken(t *testing.T) {
 	assert.Contains(t, outs[0], s.Handle().String())
 	assert.Contains(t, logged.String(), s.Handle().String())
 	assert.Equal(t, "engine.Session{}", fmt.Sprint(Session{}))
+}
+
+// countGets is a Recorder that counts the Gets it is shown.
+type countGets struct {
+	NopRecorder
+	found, missed atomic.Int64
+}
+
+func (c *countGets) ObserveGet(_ time.Duration, found bool) {
+	if found {
+		c.found.Add(1)
+	} else {
+		c.missed.Add(1)
+	}
+}
+
+// With a Recorder, lookups are sampled about one in GetSampleEvery, through
+// Get, GetBound and Find alike, and a sampled lookup is still one lookup:
+// counted once in Stats, never shown twice.
+func TestRecorderSamplesLookups(t *testing.T) {
+	rec := &countGets{}
+	e, _ := open(t, Options{Recorder: rec})
+	s := mustCreate(t, e, CreateOptions{})
+	const n = 100 * GetSampleEvery
+	for i := range n {
+		var err error
+		switch i % 3 {
+		case 0:
+			_, err = e.Get(s.ID())
+		case 1:
+			_, err = e.GetBound(s.ID(), nil)
+		default:
+			_, err = e.Find(bg, s.ID(), nil)
+		}
+		require.NoError(t, err)
+		_, err = e.Get(e.NewID())
+		require.ErrorIs(t, err, ErrNotFound)
+	}
+	st := e.Stats()
+	assert.Equal(t, uint64(n), st.Hits)
+	assert.Equal(t, uint64(n), st.Misses)
+	// 6,400 draws at 1/64 each: 100 expected; 0 or all would be a bug.
+	for _, got := range []int64{rec.found.Load(), rec.missed.Load()} {
+		assert.Greater(t, got, int64(20))
+		assert.Less(t, got, int64(n/4))
+	}
 }
