@@ -57,38 +57,14 @@ func (rd *reader) free() {
 // pos is the offset of the next byte to read.
 func (rd *reader) pos() int { return len(rd.b) - rd.r.Len() }
 
-// take returns the next n bytes of the data and moves past them.
-func (rd *reader) take(n int) ([]byte, error) {
-	if n > rd.r.Len() {
-		return nil, fmt.Errorf("%w: truncated", errBadData)
-	}
-	p := rd.pos()
-	_, _ = rd.r.Seek(int64(n), io.SeekCurrent)
-	return rd.b[p : p+n : p+n], nil
-}
-
 // key reads a str, a map key, as a slice of the data.
 func (rd *reader) key() ([]byte, error) {
-	c, err := rd.r.ReadByte()
+	start, end, err := keyAt(rd.b, rd.pos())
 	if err != nil {
-		return nil, fmt.Errorf("%w: truncated", errBadData)
+		return nil, err
 	}
-	var n int
-	switch {
-	case c >= 0xa0 && c <= 0xbf: // fixstr
-		n = int(c & 0x1f)
-	case c >= 0xd9 && c <= 0xdb: // str 8, 16, 32
-		size, err := rd.take(1 << (c - 0xd9))
-		if err != nil {
-			return nil, err
-		}
-		for _, x := range size {
-			n = n<<8 | int(x)
-		}
-	default:
-		return nil, fmt.Errorf("%w: key of type 0x%02x", errBadData, c)
-	}
-	return rd.take(n)
+	_, _ = rd.r.Seek(int64(end-rd.pos()), io.SeekCurrent)
+	return rd.b[start:end:end], nil
 }
 
 // walk calls fn for each entry of the session data, in stored order, until
@@ -145,30 +121,44 @@ func mapHeader(data []byte) (n, i int, err error) {
 
 // keyAt returns where the str key at data[i] has its bytes.
 func keyAt(data []byte, i int) (start, end int, err error) {
-	if i >= len(data) {
+	if i < len(data) && !isStr(data[i]) {
+		return 0, 0, fmt.Errorf("%w: key of type 0x%02x", errBadData, data[i])
+	}
+	start, end, ok := strSpan(data, i)
+	if !ok {
 		return 0, 0, fmt.Errorf("%w: truncated", errBadData)
+	}
+	return start, end, nil
+}
+
+func isStr(c byte) bool {
+	return msgpcode.IsFixedString(c) || (c >= msgpcode.Str8 && c <= msgpcode.Str32)
+}
+
+// strSpan returns where the bytes of the str at data[i] lie; ok is false
+// if data[i] does not begin a whole str.
+func strSpan(data []byte, i int) (start, end int, ok bool) {
+	if i >= len(data) || !isStr(data[i]) {
+		return 0, 0, false
 	}
 	c := data[i]
 	var n int
-	switch {
-	case msgpcode.IsFixedString(c):
+	if msgpcode.IsFixedString(c) {
 		n, i = int(c&msgpcode.FixedStrMask), i+1
-	case c >= msgpcode.Str8 && c <= msgpcode.Str32:
+	} else {
 		w := 1 << (c - msgpcode.Str8)
 		if i+1+w > len(data) {
-			return 0, 0, fmt.Errorf("%w: truncated", errBadData)
+			return 0, 0, false
 		}
 		for _, b := range data[i+1 : i+1+w] {
 			n = n<<8 | int(b)
 		}
 		i += 1 + w
-	default:
-		return 0, 0, fmt.Errorf("%w: key of type 0x%02x", errBadData, c)
 	}
 	if n < 0 || n > len(data)-i { // n < 0: a str32 length past a 32-bit int
-		return 0, 0, fmt.Errorf("%w: truncated", errBadData)
+		return 0, 0, false
 	}
-	return i, i + n, nil
+	return i, i + n, true
 }
 
 // lookupValue returns key's encoded value in the session data.

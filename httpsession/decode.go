@@ -2,7 +2,6 @@ package httpsession
 
 import (
 	"encoding"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -81,27 +80,11 @@ func decodeRaw[T any](raw []byte, fn func(decoder) (T, error)) (T, error) {
 // str, as every stored string is; ok is false for anything else, which
 // then takes the general path (and gets its error there).
 func plainString(raw []byte) (s string, ok bool) {
-	if len(raw) == 0 {
+	start, end, ok := strSpan(raw, 0)
+	if !ok || end != len(raw) {
 		return "", false
 	}
-	var n uint64
-	h := 0
-	switch c := raw[0]; {
-	case msgpcode.IsFixedString(c):
-		n, h = uint64(c&msgpcode.FixedStrMask), 1
-	case c == msgpcode.Str8 && len(raw) >= 2:
-		n, h = uint64(raw[1]), 2
-	case c == msgpcode.Str16 && len(raw) >= 3:
-		n, h = uint64(binary.BigEndian.Uint16(raw[1:])), 3
-	case c == msgpcode.Str32 && len(raw) >= 5:
-		n, h = uint64(binary.BigEndian.Uint32(raw[1:])), 5
-	default:
-		return "", false
-	}
-	if n != uint64(len(raw)-h) {
-		return "", false
-	}
-	return string(raw[h:]), true
+	return string(raw[start:end]), true
 }
 
 // decodeInto decodes raw into v, which must be settable.
